@@ -1,0 +1,1 @@
+//! berth-client: the Rust client library (not built yet).

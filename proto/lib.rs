@@ -1,0 +1,1 @@
+//! berth-api: the wire contract (generated code lands here).

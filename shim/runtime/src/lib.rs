@@ -1,0 +1,1 @@
+//! berth-runtime: the embedded OCI runtime (not built yet).

@@ -1,0 +1,1 @@
+//! berth-shim: the per-task shim (not built yet).

@@ -1,0 +1,1 @@
+//! berth-snapshotter: snapshotters and layer apply (not built yet).

@@ -1,0 +1,1 @@
+//! berth-supervisord: the berthd daemon (not built yet).

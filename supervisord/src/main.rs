@@ -1,0 +1,6 @@
+//! `berthd`: not built yet.
+
+fn main() -> std::process::ExitCode {
+    eprintln!("berthd: not built yet (see the project's open issues)");
+    std::process::ExitCode::from(2)
+}

@@ -1,0 +1,1 @@
+//! Test harness: starts berthd on temporary paths and cleans up on drop.
