@@ -1,1 +1,7 @@
-//! End-to-end tests (as root, real processes).
+//! End-to-end tests: a real berthd driven by the real `ctr` (Debian's containerd 1.6
+//! package) and by berth's client, as root, with real processes.
+//!
+//! Build the binaries first: `cargo build --workspace --bins`.
+
+mod daemon;
+mod namespaces;
