@@ -1,1 +1,2 @@
 //! berth-snapshotter: snapshotters and layer apply (not built yet).
+pub mod layer;

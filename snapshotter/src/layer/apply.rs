@@ -1,0 +1,478 @@
+//! Applying one tar layer onto a target directory.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, utimensat};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
+use tar::EntryType;
+
+use super::compression::{Compression, HashingReader, STREAM_BUFFER, decompress};
+use super::root::{self, Root, is_dir, lstat_at, normalize, split};
+use super::{LayerError, WHITEOUT_PREFIX, xattr};
+
+/// What an OCI whiteout becomes in the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhiteoutMode {
+    /// The target is an overlay upper directory: `.wh.name` becomes a char
+    /// device 0:0 `name`, `.wh..wh..opq` sets `trusted.overlay.opaque=y` on its
+    /// directory. Nothing is deleted.
+    Overlay,
+    /// The target is a complete tree (native snapshot, mounted overlay):
+    /// `.wh.name` deletes `name`; `.wh..wh..opq` deletes whatever the directory
+    /// held that this layer did not itself put there.
+    Delete,
+}
+
+/// Result of [`apply`]: the layer's diff_id and uncompressed size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// `sha256:<hex>` of the whole uncompressed tar stream (to its EOF).
+    pub digest: String,
+    /// Bytes of the uncompressed tar stream.
+    pub size: u64,
+}
+
+/// Applies the layer read from `reader` onto `target`.
+///
+/// `media_type` names the compression (`…tar`, `…tar+gzip`, `…tar+zstd`, the
+/// Docker gzip type, or empty); the stream's magic bytes decide in the end.
+/// The digest covers every uncompressed byte including the tar trailer and
+/// padding, so it equals the image config's `diff_id`.
+///
+/// Every entry is resolved inside `target` (see the module docs for the
+/// policy on hostile entries). On error the target is left partially
+/// applied; the caller discards it.
+pub fn apply(
+    reader: impl Read,
+    media_type: &str,
+    target: &Path,
+    mode: WhiteoutMode,
+) -> Result<Applied, LayerError> {
+    let declared = Compression::from_media_type(media_type)?;
+    let stream = decompress(reader, declared)?;
+    let hashed = BufReader::with_capacity(STREAM_BUFFER, HashingReader::new(stream));
+    let root = Root::open(target).map_err(|source| LayerError::Root {
+        path: target.to_owned(),
+        source,
+    })?;
+    let mut applier = Applier::new(root, mode);
+    let mut archive = tar::Archive::new(hashed);
+    let mut last = PathBuf::new();
+    for entry in archive.entries().map_err(LayerError::Read)? {
+        let entry = entry.map_err(|source| LayerError::Tar {
+            path: last.clone(),
+            source,
+        })?;
+        last = applier.entry(entry)?;
+    }
+    applier.finish()?;
+    let mut rest = archive.into_inner();
+    io::copy(&mut rest, &mut io::sink()).map_err(LayerError::Read)?;
+    let (digest, size) = rest.into_inner().finish();
+    tracing::debug!(target = %target.display(), %digest, size, "layer applied");
+    Ok(Applied { digest, size })
+}
+
+/// Metadata of one entry, PAX records folded in.
+struct Meta {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+    mtime: i64,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+/// State across the entries of one layer.
+pub(super) struct Applier {
+    pub(super) root: Root,
+    pub(super) mode: WhiteoutMode,
+    is_root: bool,
+    /// Every path this layer created (and their ancestors), for opaque dirs
+    /// in [`WhiteoutMode::Delete`].
+    pub(super) unpacked: HashSet<PathBuf>,
+    /// Directory mtimes, set once all entries are written.
+    dir_times: Vec<(PathBuf, i64)>,
+    /// The last parent directory resolved; dropped on every removal.
+    parent: Option<(PathBuf, OwnedFd)>,
+    buffer: Vec<u8>,
+}
+
+impl Applier {
+    fn new(root: Root, mode: WhiteoutMode) -> Self {
+        Self {
+            root,
+            mode,
+            is_root: nix::unistd::geteuid().is_root(),
+            unpacked: HashSet::new(),
+            dir_times: Vec::new(),
+            parent: None,
+            buffer: vec![0; STREAM_BUFFER],
+        }
+    }
+
+    /// Applies one entry; returns its name (for error context).
+    fn entry<R: Read>(&mut self, mut entry: tar::Entry<'_, R>) -> Result<PathBuf, LayerError> {
+        let name = entry
+            .path()
+            .map_err(|source| LayerError::Tar {
+                path: PathBuf::new(),
+                source,
+            })?
+            .into_owned();
+        let kind = entry.header().entry_type();
+        if matches!(kind, EntryType::XGlobalHeader | EntryType::XHeader) {
+            return Ok(name);
+        }
+        let rel = normalize(&name).ok_or_else(|| LayerError::Escape { path: name.clone() })?;
+        if rel.as_os_str().is_empty() {
+            // The root itself ("./"): its metadata belongs to the snapshot.
+            return Ok(name);
+        }
+        let (parent_rel, base) = split(&rel);
+        if base.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()) {
+            self.whiteout(&name, parent_rel, base)?;
+            return Ok(name);
+        }
+        let meta = read_meta(&mut entry, &name)?;
+        let parent = self
+            .parent_dir(parent_rel)
+            .map_err(LayerError::fs("resolve parent of", &name))?;
+        let parent = parent.as_fd();
+        let fs = |op| LayerError::fs(op, name.clone());
+
+        if let Some(existing) = lstat_at(parent, base).map_err(fs("stat"))?
+            && !(is_dir(&existing) && kind == EntryType::Directory)
+        {
+            root::remove_all_at(parent, base).map_err(fs("remove existing"))?;
+            self.parent = None;
+        }
+        let parent = self
+            .parent_dir(parent_rel)
+            .map_err(fs("resolve parent of"))?;
+        let parent = parent.as_fd();
+
+        match kind {
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let fd = openat(
+                    parent,
+                    base,
+                    OFlag::O_WRONLY
+                        | OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
+                    Mode::from_bits_truncate(0o600),
+                )
+                .map_err(|e| fs("create file")(e.into()))?;
+                let mut file = File::from(fd);
+                copy(&mut entry, &mut file, &mut self.buffer).map_err(fs("write file"))?;
+                self.chown_fd(file.as_fd(), &meta).map_err(fs("chown"))?;
+                fchmod(&file, Mode::from_bits_truncate(meta.mode))
+                    .map_err(|e| fs("chmod")(e.into()))?;
+                self.set_xattrs(parent, base, &meta, &name)?;
+                let time = TimeSpec::new(meta.mtime, 0);
+                nix::sys::stat::futimens(&file, &time, &time)
+                    .map_err(|e| fs("set times")(e.into()))?;
+            }
+            EntryType::Directory => {
+                match nix::sys::stat::mkdirat(parent, base, Mode::from_bits_truncate(0o700)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(fs("mkdir")(e.into())),
+                }
+                let dir = root::open_subdir(parent, base).map_err(fs("open dir"))?;
+                self.chown_fd(dir.as_fd(), &meta).map_err(fs("chown"))?;
+                fchmod(&dir, Mode::from_bits_truncate(meta.mode))
+                    .map_err(|e| fs("chmod")(e.into()))?;
+                self.set_xattrs(parent, base, &meta, &name)?;
+                self.dir_times.push((rel.clone(), meta.mtime));
+            }
+            EntryType::Symlink => {
+                let target = link_name(&entry, &name)?;
+                symlinkat(target.as_path(), parent, base).map_err(|e| fs("symlink")(e.into()))?;
+                self.chown_at(parent, base, &meta).map_err(fs("chown"))?;
+                self.set_xattrs(parent, base, &meta, &name)?;
+                set_times_at(parent, base, meta.mtime).map_err(fs("set times"))?;
+            }
+            EntryType::Link => {
+                let target = link_name(&entry, &name)?;
+                self.hardlink(&name, &target, parent, base)?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let (sflag, dev) = match kind {
+                    EntryType::Fifo => (SFlag::S_IFIFO, 0),
+                    _ => {
+                        let major = entry.header().device_major().ok().flatten().unwrap_or(0);
+                        let minor = entry.header().device_minor().ok().flatten().unwrap_or(0);
+                        let sflag = if kind == EntryType::Char {
+                            SFlag::S_IFCHR
+                        } else {
+                            SFlag::S_IFBLK
+                        };
+                        (sflag, libc::makedev(major, minor))
+                    }
+                };
+                if sflag != SFlag::S_IFIFO && !self.is_root {
+                    tracing::warn!(path = %name.display(), "device node skipped: not running as root");
+                    return Ok(name);
+                }
+                root::mknod_at(parent, base, sflag, dev).map_err(fs("mknod"))?;
+                self.chown_at(parent, base, &meta).map_err(fs("chown"))?;
+                fchmodat(
+                    parent,
+                    base,
+                    Mode::from_bits_truncate(meta.mode),
+                    FchmodatFlags::NoFollowSymlink,
+                )
+                .map_err(|e| fs("chmod")(e.into()))?;
+                self.set_xattrs(parent, base, &meta, &name)?;
+                set_times_at(parent, base, meta.mtime).map_err(fs("set times"))?;
+            }
+            other => {
+                return Err(LayerError::UnsupportedEntry {
+                    path: name,
+                    kind: char::from(other.as_byte()),
+                });
+            }
+        }
+        self.record(&rel);
+        Ok(name)
+    }
+
+    /// `parent_rel` resolved in the root (created if missing), cached.
+    pub(super) fn parent_dir(&mut self, parent_rel: &Path) -> io::Result<OwnedFd> {
+        if let Some((cached, fd)) = &self.parent
+            && cached == parent_rel
+        {
+            return fd.try_clone();
+        }
+        let fd = self.root.dir_create(parent_rel)?;
+        self.parent = Some((parent_rel.to_owned(), fd.try_clone()?));
+        for ancestor in parent_rel.ancestors() {
+            if ancestor.as_os_str().is_empty() || !self.unpacked.insert(ancestor.to_owned()) {
+                break;
+            }
+        }
+        Ok(fd)
+    }
+
+    pub(super) fn forget_parent(&mut self) {
+        self.parent = None;
+    }
+
+    fn record(&mut self, rel: &Path) {
+        self.unpacked.insert(rel.to_owned());
+    }
+
+    /// A hardlink `base` in `parent` to `target` (an entry name), resolved in
+    /// the root; the link source itself is never followed.
+    fn hardlink(
+        &self,
+        name: &Path,
+        target: &Path,
+        parent: BorrowedFd<'_>,
+        base: &OsStr,
+    ) -> Result<(), LayerError> {
+        let missing = || LayerError::LinkTarget {
+            path: name.to_owned(),
+            link: target.to_owned(),
+        };
+        let target_rel = normalize(target).ok_or_else(|| LayerError::Escape {
+            path: target.to_owned(),
+        })?;
+        if target_rel.as_os_str().is_empty() {
+            return Err(missing());
+        }
+        let (source_parent, source_base) = split(&target_rel);
+        let source_dir = match self.root.dir(source_parent) {
+            Ok(fd) => fd,
+            Err(err) if matches!(err.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
+                return Err(missing());
+            }
+            Err(source) => {
+                return Err(LayerError::Fs {
+                    op: "resolve link source",
+                    path: name.to_owned(),
+                    source,
+                });
+            }
+        };
+        match linkat(&source_dir, source_base, parent, base, AtFlags::empty()) {
+            Ok(()) => Ok(()),
+            Err(Errno::ENOENT) => Err(missing()),
+            Err(e) => Err(LayerError::Fs {
+                op: "link",
+                path: name.to_owned(),
+                source: e.into(),
+            }),
+        }
+    }
+
+    fn chown_fd(&self, fd: BorrowedFd<'_>, meta: &Meta) -> io::Result<()> {
+        let (uid, gid) = ids(meta);
+        self.tolerate_eperm(fchown(fd, Some(uid), Some(gid)))
+    }
+
+    fn chown_at(&self, parent: BorrowedFd<'_>, base: &OsStr, meta: &Meta) -> io::Result<()> {
+        let (uid, gid) = ids(meta);
+        self.tolerate_eperm(fchownat(
+            parent,
+            base,
+            Some(uid),
+            Some(gid),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        ))
+    }
+
+    /// Without root, foreign owners cannot be set: keep the caller's.
+    fn tolerate_eperm(&self, result: nix::Result<()>) -> io::Result<()> {
+        match result {
+            Err(Errno::EPERM) if !self.is_root => Ok(()),
+            other => other.map_err(io::Error::from),
+        }
+    }
+
+    fn set_xattrs(
+        &self,
+        parent: BorrowedFd<'_>,
+        base: &OsStr,
+        meta: &Meta,
+        name: &Path,
+    ) -> Result<(), LayerError> {
+        for (key, value) in &meta.xattrs {
+            if xattr::is_overlay_private(key) {
+                tracing::warn!(path = %name.display(), key = %String::from_utf8_lossy(key), "overlay-private xattr in layer ignored");
+                continue;
+            }
+            match xattr::set_at(parent, base, key, value) {
+                Ok(()) => {}
+                Err(err)
+                    if err.raw_os_error() == Some(libc::ENOTSUP)
+                        || (!self.is_root && err.raw_os_error() == Some(libc::EPERM)) =>
+                {
+                    tracing::warn!(path = %name.display(), key = %String::from_utf8_lossy(key), error = %err, "xattr not supported here, skipped");
+                }
+                Err(source) => {
+                    return Err(LayerError::Fs {
+                        op: "set xattr",
+                        path: name.to_owned(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets directory mtimes last, so writing their children cannot move them.
+    fn finish(&mut self) -> Result<(), LayerError> {
+        self.parent = None;
+        for (rel, mtime) in std::mem::take(&mut self.dir_times) {
+            let (parent_rel, base) = split(&rel);
+            let Ok(parent) = self.root.dir(parent_rel) else {
+                continue;
+            };
+            match lstat_at(parent.as_fd(), base) {
+                Ok(Some(stat)) if is_dir(&stat) => set_times_at(parent.as_fd(), base, mtime)
+                    .map_err(LayerError::fs("set times", &rel))?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn ids(meta: &Meta) -> (Uid, Gid) {
+    // Ids beyond u32 cannot exist on Linux; clamp to the overflow id.
+    let uid = u32::try_from(meta.uid).unwrap_or(65534);
+    let gid = u32::try_from(meta.gid).unwrap_or(65534);
+    (Uid::from_raw(uid), Gid::from_raw(gid))
+}
+
+fn set_times_at(parent: BorrowedFd<'_>, base: &OsStr, mtime: i64) -> io::Result<()> {
+    let time = TimeSpec::new(mtime, 0);
+    Ok(utimensat(
+        parent,
+        base,
+        &time,
+        &time,
+        UtimensatFlags::NoFollowSymlink,
+    )?)
+}
+
+fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &Path) -> Result<PathBuf, LayerError> {
+    match entry.link_name() {
+        Ok(Some(link)) => Ok(link.into_owned()),
+        Ok(None) => Err(LayerError::Tar {
+            path: name.to_owned(),
+            source: io::Error::new(io::ErrorKind::InvalidData, "link entry without a target"),
+        }),
+        Err(source) => Err(LayerError::Tar {
+            path: name.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Mode, owners, mtime and xattrs of an entry, PAX records overriding the
+/// ustar fields.
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &Path) -> Result<Meta, LayerError> {
+    let bad = |source| LayerError::Tar {
+        path: name.to_owned(),
+        source,
+    };
+    let header = entry.header();
+    let mut meta = Meta {
+        mode: header.mode().map_err(bad)? & 0o7777,
+        uid: header.uid().map_err(bad)?,
+        gid: header.gid().map_err(bad)?,
+        mtime: i64::try_from(header.mtime().map_err(bad)?).unwrap_or(i64::MAX),
+        xattrs: Vec::new(),
+    };
+    if let Some(extensions) = entry.pax_extensions().map_err(bad)? {
+        for extension in extensions {
+            let extension = extension.map_err(bad)?;
+            let key = extension.key_bytes();
+            let value = extension.value_bytes();
+            if let Some(xattr) = key.strip_prefix(b"SCHILY.xattr.") {
+                meta.xattrs.push((xattr.to_vec(), value.to_vec()));
+                continue;
+            }
+            let number = || {
+                std::str::from_utf8(value)
+                    .ok()
+                    .map(|v| v.split('.').next().unwrap_or(v).to_owned())
+            };
+            match key {
+                b"uid" => meta.uid = number().and_then(|v| v.parse().ok()).unwrap_or(meta.uid),
+                b"gid" => meta.gid = number().and_then(|v| v.parse().ok()).unwrap_or(meta.gid),
+                b"mtime" => {
+                    meta.mtime = number().and_then(|v| v.parse().ok()).unwrap_or(meta.mtime)
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(meta)
+}
+
+/// Copies an entry's data with a large buffer (fewer syscalls than io::copy's 8 KiB).
+fn copy(from: &mut impl Read, to: &mut File, buffer: &mut [u8]) -> io::Result<()> {
+    loop {
+        let n = match from.read(buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        to.write_all(&buffer[..n])?;
+    }
+}
