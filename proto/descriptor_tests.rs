@@ -180,3 +180,17 @@ fn image_events_live_in_the_images_package() {
         "containerd.services.images.v1.ImageCreate"
     );
 }
+
+#[test]
+fn unbuilt_rpcs_answer_unimplemented() {
+    use crate::containerd::services::version::v1::version_server::Version;
+    use crate::error::{ErrorKind, HasKind};
+
+    struct Bare;
+    impl Version for Bare {}
+
+    let reply = futures::executor::block_on(Bare.version(tonic::Request::new(())));
+    let status = reply.expect_err("no method body was written");
+    assert_eq!(status.code(), tonic::Code::Unimplemented);
+    assert_eq!(status.kind(), ErrorKind::NotImplemented);
+}

@@ -50,6 +50,8 @@ const THEIR_FILES: &[&str] = &[
     "github.com/containerd/containerd/runtime/v2/runc/options/oci.proto",
     "github.com/containerd/cgroups/stats/v1/metrics.proto",
     "github.com/containerd/cgroups/v2/stats/metrics.proto",
+    // From golang-github-gogo-googleapis-dev, resolved via THEIR_INCLUDES.
+    "google/rpc/status.proto",
 ];
 
 /// Include roots for Debian's imports (`gogoproto/...`, `google/rpc/...`).
