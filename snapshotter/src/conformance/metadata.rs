@@ -58,6 +58,11 @@ pub(crate) fn error_codes(make: Factory<'_>, scratch: &Scratch) {
         kind_of(s.prepare("x", "missing", none())),
         ErrorKind::NotFound
     );
+    assert_eq!(kind_of(s.view("x", "missing", none())), ErrorKind::NotFound);
+    assert_eq!(
+        kind_of(s.view("x", "a", none())),
+        ErrorKind::InvalidArgument
+    );
     assert_eq!(
         kind_of(s.prepare("x", "a", none())),
         ErrorKind::InvalidArgument,

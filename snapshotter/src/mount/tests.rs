@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used)] // unwrap is fine in tests (house rule)
 
+use super::options::compact_lowerdir;
 use super::*;
 
 fn opts(o: &[&str]) -> Vec<String> {
@@ -70,10 +71,7 @@ fn overlay_data_is_passed_through() {
 
 #[test]
 fn failure_unmounts_what_was_mounted() {
-    let fake = FakeMounter {
-        fail_at: Some(1),
-        ..FakeMounter::default()
-    };
+    let fake = FakeMounter::failing_at(1);
     let a = Mount::bind(Path::new("/a"), false);
     let b = Mount::bind(Path::new("/b"), false);
     let err = mount_all_with(&fake, &[a, b], Path::new("/t")).unwrap_err();
