@@ -5,7 +5,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 use super::*;
-use crate::{ErrorKind, Labels, Snapshotter};
+use crate::{ErrorKind, Kind, Labels, Snapshotter};
 
 crate::snapshotter_conformance!(|root: &Path| {
     Box::new(Native::open(root).expect("open native")) as Box<dyn Snapshotter>
@@ -164,4 +164,94 @@ fn remove_deletes_the_directory() {
         fs::read_dir(dir.path().join("snapshots")).unwrap().count(),
         0
     );
+}
+
+/// Env var that turns `crash_child` into the worker of `survives_kill_9`.
+const CRASH_ROOT_ENV: &str = "BERTH_SNAP_CRASH_ROOT";
+
+/// Worker for `survives_kill_9`: does nothing unless the env var names a root; then it
+/// prepares, writes, commits and removes snapshots forever, printing each finished round.
+#[test]
+fn crash_child() {
+    let Ok(root) = std::env::var(CRASH_ROOT_ENV) else {
+        return;
+    };
+    let s = Native::open(Path::new(&root)).unwrap();
+    let mut parent = String::new();
+    for i in 0u64.. {
+        let key = format!("k{i}");
+        s.prepare(&key, &parent, Labels::new()).unwrap();
+        let m = s.mounts(&key).unwrap();
+        fs::write(Path::new(&m[0].source).join(format!("f{i}")), i.to_string()).unwrap();
+        let name = format!("c{i}");
+        s.commit(&name, &key, Labels::new()).unwrap();
+        s.view(&format!("v{i}"), &name, Labels::new()).unwrap();
+        if i % 3 == 2 {
+            s.remove(&format!("v{i}")).unwrap();
+        }
+        parent = name;
+        println!("round {i}");
+    }
+}
+
+#[test]
+fn survives_kill_9() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "native::tests::crash_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CRASH_ROOT_ENV, dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let rounds = BufReader::new(stdout)
+        .lines()
+        .map(|l| l.unwrap())
+        .filter(|l| l.starts_with("round "))
+        .take(30)
+        .count();
+    assert_eq!(rounds, 30, "the worker ran");
+    // Killed in the middle of whatever it does next.
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let s = Native::open(dir.path()).unwrap();
+    let all = s.walk(&|_| true).unwrap();
+    let committed: Vec<_> = all.iter().filter(|i| i.kind == Kind::Committed).collect();
+    assert!(committed.len() >= 30, "{} committed", committed.len());
+    for info in &all {
+        if info.kind == Kind::Committed {
+            // Each committed layer has every file of its ancestors.
+            let i: u64 = info.name[1..].parse().unwrap();
+            let v = format!("check-{i}");
+            let m = s.view(&v, &info.name, Labels::new()).unwrap();
+            let fs_dir = Path::new(&m[0].source);
+            for j in 0..=i {
+                let got = fs::read_to_string(fs_dir.join(format!("f{j}"))).unwrap();
+                assert_eq!(got, j.to_string(), "layer {i} file {j}");
+            }
+            s.remove(&v).unwrap();
+        } else {
+            let m = s.mounts(&info.name).unwrap();
+            assert!(
+                Path::new(&m[0].source).is_dir(),
+                "{} has its directory",
+                info.name
+            );
+        }
+    }
+    s.cleanup().unwrap();
+    let dirs = fs::read_dir(dir.path().join("snapshots")).unwrap().count();
+    assert_eq!(dirs, all.len(), "after cleanup: one directory per record");
+    // And it keeps working.
+    let top = &committed.iter().max_by_key(|i| i.created_at).unwrap().name;
+    s.prepare("after-crash", top, Labels::new()).unwrap();
 }
