@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -15,9 +15,9 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
 use tar::EntryType;
 
-use super::compression::{Compression, HashingReader, STREAM_BUFFER, decompress};
+use super::compression::{Compression, STREAM_BUFFER};
 use super::root::{self, Root, is_dir, lstat_at, normalize, split};
-use super::{LayerError, WHITEOUT_PREFIX, xattr};
+use super::{LayerError, WHITEOUT_PREFIX, pipe, xattr};
 
 /// What an OCI whiteout becomes in the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,24 +48,51 @@ pub struct Applied {
 /// The digest covers every uncompressed byte including the tar trailer and
 /// padding, so it equals the image config's `diff_id`.
 ///
+/// Decompression and hashing run on a scoped second thread (hence `Send`),
+/// overlapping with the file writes on the caller's thread.
+///
 /// Every entry is resolved inside `target` (see the module docs for the
 /// policy on hostile entries). On error the target is left partially
 /// applied; the caller discards it.
 pub fn apply(
-    reader: impl Read,
+    reader: impl Read + Send,
     media_type: &str,
     target: &Path,
     mode: WhiteoutMode,
 ) -> Result<Applied, LayerError> {
     let declared = Compression::from_media_type(media_type)?;
-    let stream = decompress(reader, declared)?;
-    let hashed = BufReader::with_capacity(STREAM_BUFFER, HashingReader::new(stream));
     let root = Root::open(target).map_err(|source| LayerError::Root {
         path: target.to_owned(),
         source,
     })?;
-    let mut applier = Applier::new(root, mode);
-    let mut archive = tar::Archive::new(hashed);
+    let (unpacked, hashed) = std::thread::scope(|scope| {
+        let (stream, producer) = pipe::spawn(scope, reader, declared);
+        let unpacked = unpack(stream, Applier::new(root, mode));
+        let hashed = producer.join().unwrap_or_else(|_| {
+            Err(LayerError::Read(io::Error::other(
+                "decompression thread panicked",
+            )))
+        });
+        (unpacked, hashed)
+    });
+    // A broken stream explains a failed unpack better than the unpack error.
+    let (digest, size) = match (unpacked, hashed) {
+        (_, Err(err)) | (Err(err), Ok(_)) => return Err(err),
+        (Ok(()), Ok(Some(hashed))) => hashed,
+        (Ok(()), Ok(None)) => {
+            return Err(LayerError::Read(io::Error::other(
+                "layer stream stopped before its end",
+            )));
+        }
+    };
+    tracing::debug!(target = %target.display(), %digest, size, "layer applied");
+    Ok(Applied { digest, size })
+}
+
+/// Applies every entry of `stream`, then reads it to EOF (the digest covers
+/// the tar trailer and any padding after it).
+fn unpack(stream: impl Read, mut applier: Applier) -> Result<(), LayerError> {
+    let mut archive = tar::Archive::new(stream);
     let mut last = PathBuf::new();
     for entry in archive.entries().map_err(LayerError::Read)? {
         let entry = entry.map_err(|source| LayerError::Tar {
@@ -75,11 +102,8 @@ pub fn apply(
         last = applier.entry(entry)?;
     }
     applier.finish()?;
-    let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink()).map_err(LayerError::Read)?;
-    let (digest, size) = rest.into_inner().finish();
-    tracing::debug!(target = %target.display(), %digest, size, "layer applied");
-    Ok(Applied { digest, size })
+    io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
+    Ok(())
 }
 
 /// Metadata of one entry, PAX records folded in.

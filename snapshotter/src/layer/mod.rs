@@ -45,6 +45,7 @@ mod apply;
 mod compression;
 mod diff;
 mod error;
+mod pipe;
 mod root;
 mod whiteout;
 mod xattr;

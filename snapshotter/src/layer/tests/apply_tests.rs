@@ -135,6 +135,33 @@ fn digest_is_of_the_uncompressed_stream_for_every_compression() {
 }
 
 #[test]
+fn a_corrupt_or_truncated_stream_fails_as_a_read_error() {
+    let mut layer = Layer::new();
+    layer.file("f", &vec![1u8; 300_000], 0o644);
+    let tar = layer.finish();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&tar).expect("gzip");
+    let gz = gz.finish().expect("gzip");
+    let mut corrupt = gz.clone();
+    let middle = corrupt.len() / 2;
+    corrupt[middle..middle + 64].fill(0xff);
+    for (bytes, what) in [
+        (&gz[..gz.len() / 2], "truncated"),
+        (&corrupt[..], "corrupt"),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let err = apply_bytes(
+            bytes,
+            MEDIA_TYPE_LAYER_GZIP,
+            dir.path(),
+            WhiteoutMode::Delete,
+        )
+        .expect_err(what);
+        assert!(matches!(err, LayerError::Read(_)), "{what}: {err:?}");
+    }
+}
+
+#[test]
 fn unknown_compression_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let err = apply_bytes(
