@@ -78,8 +78,9 @@ pub type Filter<'a> = &'a dyn Fn(&Info) -> bool;
 /// - `prepare`/`view`: an existing key → AlreadyExists; a missing parent → NotFound; a
 ///   parent that is not committed → InvalidArgument; an empty key → InvalidArgument.
 /// - `mounts`: missing → NotFound; a committed snapshot → FailedPrecondition.
-/// - `commit`: missing key → NotFound; key not active (a view or committed) →
-///   FailedPrecondition; the name exists → AlreadyExists.
+/// - `commit`, checked in this order: the name exists (also when it equals the key) →
+///   AlreadyExists; missing key → NotFound; key not active (a view or committed) →
+///   FailedPrecondition.
 /// - `remove`: missing → NotFound; has children → FailedPrecondition.
 /// - `stat`/`usage`/`update`: missing → NotFound; `update` with an unknown field path →
 ///   InvalidArgument.

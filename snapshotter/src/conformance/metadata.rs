@@ -107,6 +107,15 @@ pub(crate) fn error_codes(make: Factory<'_>, scratch: &Scratch) {
         Kind::Active
     );
     assert_eq!(
+        kind_of(s.commit("b", "b", none())),
+        ErrorKind::AlreadyExists,
+        "containerd refuses a name equal to the key"
+    );
+    assert_eq!(
+        kind_of(s.commit("c", "missing", none())),
+        ErrorKind::AlreadyExists
+    );
+    assert_eq!(
         kind_of(s.mounts("c")),
         ErrorKind::FailedPrecondition,
         "committed has no mounts"

@@ -176,6 +176,30 @@ fn committed_parent(rec: Option<Record>, key: &str, parent: &str) -> Result<Reco
     Ok(rec)
 }
 
+/// containerd's order of checks for a commit: the name is free (even of the key
+/// itself), the key exists, the key is active.
+fn active_for_commit(
+    existing: Option<Record>,
+    rec: Option<Record>,
+    name: &str,
+    key: &str,
+) -> Result<Record> {
+    if existing.is_some() {
+        return Err(Error::AlreadyExists {
+            key: name.to_owned(),
+        });
+    }
+    let rec = rec.ok_or_else(|| Error::NotFound {
+        key: key.to_owned(),
+    })?;
+    if rec.kind != Kind::Active {
+        return Err(Error::NotActive {
+            key: key.to_owned(),
+        });
+    }
+    Ok(rec)
+}
+
 fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -213,28 +237,12 @@ impl<B: Backend> Snapshotter for Engine<B> {
         check_name(name)?;
         check_labels(&labels)?;
         let _shared = self.gate.read().unwrap_or_else(|p| p.into_inner());
-        let rec = self.db.get(key)?.ok_or_else(|| Error::NotFound {
-            key: key.to_owned(),
-        })?;
-        if rec.kind != Kind::Active {
-            return Err(Error::NotActive {
-                key: key.to_owned(),
-            });
-        }
+        // Checked before measuring usage, and again in the transaction.
+        let rec = active_for_commit(self.db.get(name)?, self.db.get(key)?, name, key)?;
         let usage = disk_usage(&self.layout.fs(rec.id))?;
         self.db.write(|t| {
-            let rec = t.require(key)?;
-            if rec.kind != Kind::Active {
-                return Err(Error::NotActive {
-                    key: key.to_owned(),
-                });
-            }
+            let rec = active_for_commit(t.get(name)?, t.get(key)?, name, key)?;
             t.delete(key, &rec)?;
-            if t.get(name)?.is_some() {
-                return Err(Error::AlreadyExists {
-                    key: name.to_owned(),
-                });
-            }
             let mut committed = Record::new(rec.id, Kind::Committed, &rec.parent, labels);
             committed.size = usage.size;
             committed.inodes = usage.inodes;
