@@ -176,13 +176,11 @@ impl Applier {
         if let Some(existing) = lstat_at(parent, base).map_err(fs("stat"))?
             && !(is_dir(&existing) && kind == EntryType::Directory)
         {
+            // The parent fd stays valid; only cached resolutions through
+            // the removed path could change.
             root::remove_all_at(parent, base).map_err(fs("remove existing"))?;
             self.parent = None;
         }
-        let parent = self
-            .parent_dir(parent_rel)
-            .map_err(fs("resolve parent of"))?;
-        let parent = parent.as_fd();
 
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {

@@ -42,6 +42,7 @@ fn every_entry_type_round_trips_with_metadata() {
     layer.file("d/attr", b"x", 0o644);
     layer.mtime = 1_500_000_000;
     layer.file("implied/parent/file", b"deep", 0o600);
+    layer.file("./dot/./slash", b"dot", 0o644);
     let bytes = layer.finish();
 
     let applied =
@@ -81,6 +82,10 @@ fn every_entry_type_round_trips_with_metadata() {
             .mode()
             & 0o7777,
         0o755
+    );
+    assert_eq!(
+        fs::read(dir.path().join("dot/slash")).expect("./ names"),
+        b"dot"
     );
     let user_xattr = super::super::xattr::list(&d.join("attr")).expect("xattrs");
     // user.* xattrs need a filesystem that has them; the temp dir's does.

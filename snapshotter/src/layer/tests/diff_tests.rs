@@ -42,6 +42,10 @@ fn diff_of_two_trees_applies_back_to_the_same_tree() {
     fs::remove_file(upper.join("becomes_dir")).expect("rm");
     fs::create_dir_all(upper.join("becomes_dir/inner")).expect("mkdir");
     fs::write(upper.join("new"), b"new").expect("new");
+    // Longer than a ustar name field: GNU long-name records both ways.
+    let long = format!("{}/{}", "d".repeat(90), "f".repeat(120));
+    fs::create_dir(upper.join("d".repeat(90))).expect("long dir");
+    fs::write(upper.join(&long), b"long").expect("long name");
     fs::hard_link(upper.join("new"), upper.join("new_hardlink")).expect("hardlink");
     fs::remove_file(upper.join("link")).expect("rm link");
     symlink("/elsewhere", upper.join("link")).expect("symlink");
