@@ -80,3 +80,27 @@ impl ContentError {
 
 /// The content store's result type.
 pub type Result<T, E = ContentError> = std::result::Result<T, E>;
+
+impl berth_api::HasKind for ContentError {
+    fn kind(&self) -> berth_api::ErrorKind {
+        use berth_api::ErrorKind as K;
+        match self {
+            // containerd answers OutOfRange for the two offset errors; berth's one error
+            // map has no such kind and reads OutOfRange as InvalidArgument anyway.
+            Self::InvalidDigest { .. }
+            | Self::EmptyRef
+            | Self::OffsetMismatch { .. }
+            | Self::ReadPastEnd { .. }
+            | Self::InvalidField { .. }
+            | Self::LabelTooLarge { .. } => K::InvalidArgument,
+            Self::NotFound { .. } | Self::RefNotFound { .. } => K::NotFound,
+            Self::AlreadyExists { .. } => K::AlreadyExists,
+            Self::Locked { .. } => K::Unavailable,
+            Self::SizeMismatch { .. } | Self::DigestMismatch { .. } | Self::WriterBroken { .. } => {
+                K::FailedPrecondition
+            }
+            Self::Metadata(e) => e.kind(),
+            Self::Io { .. } | Self::Join(_) => K::Internal,
+        }
+    }
+}
