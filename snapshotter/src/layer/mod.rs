@@ -27,6 +27,7 @@
 //! | `..` that stays inside (`a/../b`) | normalized (`b`) |
 //! | absolute name (`/abs/x`) | confined: leading `/` dropped, written at `<target>/abs/x` |
 //! | entry under a symlink (`l -> /`, `l -> ../../..`, then `l/x`) | confined: the symlink resolves as if the target were `/`, so `l/x` lands at `<target>/x` |
+//! | parent path through a dangling symlink (`var/run -> /run`, `l -> ../../x`) | confined: followed in the root and the missing target created there (containerd does the same); symlink loops fail (`ELOOP`) |
 //! | entry whose own name is an existing symlink | the symlink is removed, never written through |
 //! | hardlink whose target has `..` climbing out | refused: [`LayerError::Escape`] |
 //! | hardlink to `/etc/passwd`-like absolute path | confined: resolved as `<target>/etc/passwd`; missing → [`LayerError::LinkTarget`]; a symlink as source is linked itself, not followed |

@@ -25,6 +25,9 @@ use nix::unistd::{UnlinkatFlags, unlinkat};
 const RESOLVE_RETRIES: usize = 16;
 /// Mode of parent directories a layer implies but does not list.
 const IMPLIED_DIR_MODE: u32 = 0o755;
+/// Dangling symlinks followed while creating one parent path (Linux's own
+/// limit for symlinks in a path is 40).
+const MAX_DANGLING_HOPS: usize = 40;
 
 /// `name` as a path relative to the root: a leading `/` is dropped (confined,
 /// as if the root were `/`), `.` and empty components vanish, `..` pops a
@@ -76,25 +79,51 @@ impl Root {
 
     /// Like [`Root::dir`], creating missing components (mode 0755, owned by
     /// the caller). Each prefix is resolved from the root again, so a symlink
-    /// among the components is confined exactly as in [`Root::dir`].
+    /// among the components is confined exactly as in [`Root::dir`]. A
+    /// dangling symlink among them is followed (in the root) and its missing
+    /// target created, as containerd does (`var/run -> /run` without `/run`).
     pub(crate) fn dir_create(&self, rel: &Path) -> io::Result<OwnedFd> {
         match self.dir(rel) {
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
             other => return other,
         }
+        let mut wanted = rel.to_owned();
+        for _ in 0..MAX_DANGLING_HOPS {
+            match self.create_walk(&wanted)? {
+                Walk::Done(fd) => return Ok(fd),
+                Walk::Dangling(next) => wanted = next,
+            }
+        }
+        Err(io::Error::from_raw_os_error(libc::ELOOP))
+    }
+
+    /// One pass of [`Root::dir_create`]: creates components until done or
+    /// until a dangling symlink, whose substitute path it returns.
+    fn create_walk(&self, wanted: &Path) -> io::Result<Walk> {
         let mut current = resolve(self.fd.as_fd(), Path::new(""))?;
         let mut prefix = PathBuf::new();
-        for component in rel.iter() {
+        let components: Vec<&OsStr> = wanted.iter().collect();
+        for (index, component) in components.iter().enumerate() {
+            let parent = prefix.clone();
             prefix.push(component);
             current = match resolve(self.fd.as_fd(), &prefix) {
                 Ok(fd) => fd,
                 Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {
                     match mkdirat(
                         &current,
-                        component,
+                        *component,
                         Mode::from_bits_truncate(IMPLIED_DIR_MODE),
                     ) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Ok(()) => {}
+                        Err(Errno::EEXIST) => {
+                            // Exists but does not resolve: a dangling symlink.
+                            let target = nix::fcntl::readlinkat(&current, *component)?;
+                            let rest: PathBuf = components[index + 1..].iter().collect();
+                            // An absolute target restarts at the root; a
+                            // relative one at the link's directory. `..` is
+                            // left to openat2, which knows the real parents.
+                            return Ok(Walk::Dangling(parent.join(target).join(rest)));
+                        }
                         Err(err) => return Err(err.into()),
                     }
                     resolve(self.fd.as_fd(), &prefix)?
@@ -102,8 +131,14 @@ impl Root {
                 Err(err) => return Err(err),
             };
         }
-        Ok(current)
+        Ok(Walk::Done(current))
     }
+}
+
+/// Outcome of one [`Root::create_walk`].
+enum Walk {
+    Done(OwnedFd),
+    Dangling(PathBuf),
 }
 
 /// `openat2` of directory `rel` below `root` with the root as `/`.

@@ -261,3 +261,35 @@ fn device_nodes_are_confined_to_the_target() {
     assert!(!Path::new("/dev/null2").exists());
     host.assert_untouched();
 }
+
+#[test]
+fn dangling_symlink_parents_are_followed_inside_the_root() {
+    let host = Host::new();
+    host.apply(
+        Layer::new()
+            .link("var/run", EntryType::Symlink, "/run")
+            .file("var/run/pid", b"1", 0o644)
+            .link("out", EntryType::Symlink, "../../../../nowhere/deeper")
+            .file("out/f", b"pwned", 0o644),
+        WhiteoutMode::Delete,
+    )
+    .expect("confined");
+    assert_eq!(
+        fs::read(host.target().join("run/pid")).expect("run/pid"),
+        b"1"
+    );
+    // `..` above the root stays at the root, as in a chroot.
+    assert_eq!(
+        fs::read(host.target().join("nowhere/deeper/f")).expect("f"),
+        b"pwned"
+    );
+    assert!(!host.dir.path().join("nowhere").exists());
+    let err = host.apply(
+        Layer::new()
+            .link("loop", EntryType::Symlink, "loop")
+            .file("loop/f", b"", 0o644),
+        WhiteoutMode::Delete,
+    );
+    assert!(matches!(err, Err(LayerError::Fs { .. })), "{err:?}");
+    host.assert_untouched();
+}
