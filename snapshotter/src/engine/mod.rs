@@ -82,7 +82,7 @@ pub(crate) struct Engine<B> {
 impl<B: Backend> Engine<B> {
     pub(crate) fn open(root: &Path, backend: B) -> Result<Self> {
         let snapshots = root.join(SNAPSHOTS_DIR);
-        fs::create_dir_all(&snapshots).map_err(Error::io("create", &snapshots))?;
+        create_private_dir(&snapshots)?;
         let db = Metastore::open(root)?;
         Ok(Engine {
             layout: Layout { snapshots },
@@ -153,6 +153,18 @@ impl<B: Backend> Engine<B> {
         }
         result
     }
+}
+
+/// Creates `dir` (and missing parents) with mode 0700, as containerd does for its
+/// snapshotter roots: image layers may hold set-id binaries that other users must not
+/// reach. An existing directory is left as it is.
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(Error::io("create", dir))
 }
 
 fn check_name(key: &str) -> Result<()> {

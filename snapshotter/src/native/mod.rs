@@ -17,7 +17,7 @@ mod copy;
 use std::fs;
 use std::path::Path;
 
-use crate::engine::{Backend, Engine, FS_DIR, Layout};
+use crate::engine::{Backend, Engine, FS_DIR, Layout, create_private_dir};
 use crate::error::{Error, Result};
 use crate::mount::Mount;
 use crate::snapshotter::Kind;
@@ -33,7 +33,7 @@ pub struct Native {
 impl Native {
     /// Opens (or creates) a native snapshotter at `root`.
     pub fn open(root: &Path) -> Result<Self> {
-        fs::create_dir_all(root).map_err(Error::io("create", root))?;
+        create_private_dir(root)?;
         Ok(Native {
             engine: Engine::open(root, NativeBackend)?,
         })

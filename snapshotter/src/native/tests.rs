@@ -255,3 +255,18 @@ fn survives_kill_9() {
     let top = &committed.iter().max_by_key(|i| i.created_at).unwrap().name;
     s.prepare("after-crash", top, Labels::new()).unwrap();
 }
+
+#[test]
+fn roots_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("a/native");
+    let _s = Native::open(&root).unwrap();
+    for d in [root.clone(), root.join("snapshots")] {
+        assert_eq!(
+            fs::metadata(&d).unwrap().mode() & 0o777,
+            0o700,
+            "{}",
+            d.display()
+        );
+    }
+}

@@ -29,7 +29,7 @@ use std::path::Path;
 
 pub use probe::{check_overlay_support, overlay_supported};
 
-use crate::engine::{Backend, Engine, FS_DIR, Layout, WORK_DIR};
+use crate::engine::{Backend, Engine, FS_DIR, Layout, WORK_DIR, create_private_dir};
 use crate::error::{Error, Result};
 use crate::mount::Mount;
 use crate::snapshotter::Kind;
@@ -46,7 +46,7 @@ impl Overlay {
     /// Opens (or creates) an overlay snapshotter at `root`. Fails with a
     /// FailedPrecondition error when overlayfs cannot be mounted there.
     pub fn open(root: &Path) -> Result<Self> {
-        fs::create_dir_all(root).map_err(Error::io("create", root))?;
+        create_private_dir(root)?;
         check_overlay_support(root)?;
         let backend = OverlayBackend {
             index_off: Path::new("/sys/module/overlay/parameters/index").exists(),
