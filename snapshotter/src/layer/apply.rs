@@ -200,7 +200,7 @@ impl Applier {
                 self.chown_fd(file.as_fd(), &meta).map_err(fs("chown"))?;
                 fchmod(&file, Mode::from_bits_truncate(meta.mode))
                     .map_err(|e| fs("chmod")(e.into()))?;
-                self.set_xattrs(parent, base, &meta, &name)?;
+                self.set_xattrs(xattr::Node::Fd(file.as_fd()), &meta, &name)?;
                 let time = TimeSpec::new(meta.mtime, 0);
                 nix::sys::stat::futimens(&file, &time, &time)
                     .map_err(|e| fs("set times")(e.into()))?;
@@ -214,14 +214,14 @@ impl Applier {
                 self.chown_fd(dir.as_fd(), &meta).map_err(fs("chown"))?;
                 fchmod(&dir, Mode::from_bits_truncate(meta.mode))
                     .map_err(|e| fs("chmod")(e.into()))?;
-                self.set_xattrs(parent, base, &meta, &name)?;
+                self.set_xattrs(xattr::Node::Fd(dir.as_fd()), &meta, &name)?;
                 self.dir_times.push((rel.clone(), meta.mtime));
             }
             EntryType::Symlink => {
                 let target = link_name(&entry, &name)?;
                 symlinkat(target.as_path(), parent, base).map_err(|e| fs("symlink")(e.into()))?;
                 self.chown_at(parent, base, &meta).map_err(fs("chown"))?;
-                self.set_xattrs(parent, base, &meta, &name)?;
+                self.set_xattrs(xattr::Node::At(parent, base), &meta, &name)?;
                 set_times_at(parent, base, meta.mtime).map_err(fs("set times"))?;
             }
             EntryType::Link => {
@@ -255,7 +255,7 @@ impl Applier {
                     FchmodatFlags::NoFollowSymlink,
                 )
                 .map_err(|e| fs("chmod")(e.into()))?;
-                self.set_xattrs(parent, base, &meta, &name)?;
+                self.set_xattrs(xattr::Node::At(parent, base), &meta, &name)?;
                 set_times_at(parent, base, meta.mtime).map_err(fs("set times"))?;
             }
             other => {
@@ -364,8 +364,7 @@ impl Applier {
 
     fn set_xattrs(
         &self,
-        parent: BorrowedFd<'_>,
-        base: &OsStr,
+        node: xattr::Node<'_>,
         meta: &Meta,
         name: &Path,
     ) -> Result<(), LayerError> {
@@ -374,7 +373,7 @@ impl Applier {
                 tracing::warn!(path = %name.display(), key = %String::from_utf8_lossy(key), "overlay-private xattr in layer ignored");
                 continue;
             }
-            match xattr::set_at(parent, base, key, value) {
+            match xattr::set(node, key, value) {
                 Ok(()) => {}
                 Err(err)
                     if err.raw_os_error() == Some(libc::ENOTSUP)

@@ -73,9 +73,10 @@ impl Applier {
         match self.mode {
             WhiteoutMode::Overlay => {
                 let dir = self.parent_dir(dir_rel).map_err(fs("resolve opaque dir"))?;
-                xattr::set_at(
-                    dir.as_fd(),
-                    OsStr::new("."),
+                let readable = root::open_subdir(dir.as_fd(), OsStr::new("."))
+                    .map_err(fs("open opaque dir"))?;
+                xattr::set(
+                    xattr::Node::Fd(readable.as_fd()),
                     xattr::OVERLAY_OPAQUE.as_bytes(),
                     b"y",
                 )

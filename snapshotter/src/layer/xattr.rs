@@ -25,25 +25,42 @@ fn proc_path(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<CString> {
     CString::new(path).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// Sets xattr `key` on `name` in `dir` (no follow).
-pub(crate) fn set_at(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    key: &[u8],
-    value: &[u8],
-) -> io::Result<()> {
-    let path = proc_path(dir, name)?;
+/// Where an xattr goes: an open file or directory, or (for symlinks and
+/// device nodes, which cannot be opened for this) a name in a directory.
+#[derive(Clone, Copy)]
+pub(crate) enum Node<'a> {
+    Fd(BorrowedFd<'a>),
+    At(BorrowedFd<'a>, &'a OsStr),
+}
+
+/// Sets xattr `key` on `node` (never following a symlink).
+pub(crate) fn set(node: Node<'_>, key: &[u8], value: &[u8]) -> io::Result<()> {
     let key = CString::new(key).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    // SAFETY: both pointers are NUL-terminated CStrings and `value` is a live
-    // slice whose length is passed alongside it.
-    let rc = unsafe {
-        libc::lsetxattr(
-            path.as_ptr(),
-            key.as_ptr(),
-            value.as_ptr().cast(),
-            value.len(),
-            0,
-        )
+    let rc = match node {
+        // SAFETY: `key` is NUL-terminated, `value` is a live slice whose length
+        // is passed alongside it, and the fd is open for the call's duration.
+        Node::Fd(fd) => unsafe {
+            libc::fsetxattr(
+                fd.as_raw_fd(),
+                key.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            )
+        },
+        Node::At(dir, name) => {
+            let path = proc_path(dir, name)?;
+            // SAFETY: as above; `path` is NUL-terminated.
+            unsafe {
+                libc::lsetxattr(
+                    path.as_ptr(),
+                    key.as_ptr(),
+                    value.as_ptr().cast(),
+                    value.len(),
+                    0,
+                )
+            }
+        }
     };
     if rc == 0 {
         Ok(())

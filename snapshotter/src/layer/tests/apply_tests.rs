@@ -32,6 +32,8 @@ fn every_entry_type_round_trips_with_metadata() {
     layer.dir("d/", 0o2750);
     layer.dir("tmp/", 0o1777);
     layer.file("d/suid", b"#!/bin/true\n", 0o4755);
+    // trusted.* needs root and is the one namespace a symlink can carry.
+    layer.pax(&[("SCHILY.xattr.trusted.berth", b"on-link")]);
     layer.link("d/link", EntryType::Symlink, "suid");
     layer.link("d/abs", EntryType::Symlink, "/etc/hostname");
     layer.link("d/hard", EntryType::Link, "d/suid");
@@ -93,6 +95,11 @@ fn every_entry_type_round_trips_with_metadata() {
     if root {
         assert_eq!((meta("suid").uid(), meta("suid").gid()), (1234, 5678));
         assert_eq!((meta("link").uid(), meta("link").gid()), (1234, 5678));
+        let link_xattrs = super::super::xattr::list(&d.join("link")).expect("xattrs");
+        assert_eq!(
+            link_xattrs,
+            vec![("trusted.berth".into(), b"on-link".to_vec())]
+        );
         assert!(meta("null").file_type().is_char_device());
         assert_eq!(meta("null").rdev(), libc::makedev(1, 3));
         assert!(meta("loop").file_type().is_block_device());
