@@ -38,6 +38,8 @@ pub enum Error {
     NotActiveOrView { key: String },
     #[error("cannot remove snapshot {key:?}: it has children")]
     HasChildren { key: String },
+    #[error("snapshotter not loaded: {name}")]
+    UnknownSnapshotter { name: String },
     #[error("snapshotter root {root:?} is in use by another process")]
     RootInUse { root: PathBuf },
     #[error("overlayfs is not usable on {root:?}")]
@@ -96,9 +98,9 @@ impl Error {
         match self {
             Error::NotFound { .. } | Error::ParentNotFound { .. } => ErrorKind::NotFound,
             Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
-            Error::InvalidArgument { .. } | Error::ParentNotCommitted { .. } => {
-                ErrorKind::InvalidArgument
-            }
+            Error::InvalidArgument { .. }
+            | Error::ParentNotCommitted { .. }
+            | Error::UnknownSnapshotter { .. } => ErrorKind::InvalidArgument,
             Error::NotActive { .. }
             | Error::NotActiveOrView { .. }
             | Error::HasChildren { .. }

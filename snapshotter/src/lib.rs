@@ -8,6 +8,8 @@
 //!   keep their records in a redb metastore inside their root and lay it out as
 //!   `<root>/metadata.redb` + `<root>/snapshots/<numeric id>/fs` (see [`overlay`] and
 //!   [`native`] for the trees).
+//! - [`open_named`]: a backend by containerd's name (`overlayfs`, `native`) under a
+//!   daemon root, at `<root>/io.containerd.snapshotter.v1.<name>`.
 //! - [`mount_all`] / [`unmount`] / [`MountGuard`]: perform the returned mounts.
 //! - `conformance` (tests and feature `conformance`): the suite every backend runs.
 //! - [`layer`]: OCI layer apply and diff.
@@ -16,6 +18,7 @@ mod engine;
 mod error;
 mod metastore;
 mod mount;
+mod named;
 pub mod native;
 pub mod overlay;
 mod snapshotter;
@@ -31,6 +34,7 @@ pub use mount::{
     FakeMounter, LinuxMounter, Mount, MountCall, MountGuard, Mounter, mount_all, mount_all_with,
     unmount, unmount_with,
 };
+pub use named::{NATIVE, OVERLAYFS, backend_root, open_named};
 pub use native::Native;
 pub use overlay::{Overlay, check_overlay_support, overlay_supported};
 pub use snapshotter::{Filter, Info, Kind, Labels, Snapshotter, Usage};
