@@ -3,19 +3,20 @@
 use std::collections::HashSet;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{FchmodatFlags, Mode, SFlag, UtimensatFlags, fchmod, fchmodat, utimensat};
+use nix::sys::stat::{FchmodatFlags, Mode, SFlag, fchmod, fchmodat};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{Gid, Uid, fchown, fchownat, linkat, symlinkat};
+use nix::unistd::{fchown, fchownat, linkat, symlinkat};
 use tar::EntryType;
 
 use super::compression::{Compression, STREAM_BUFFER};
+use super::meta::{Meta, copy, ids, link_name, read_meta, set_times_at};
 use super::root::{self, Root, is_dir, lstat_at, normalize, split};
 use super::{LayerError, WHITEOUT_PREFIX, pipe, xattr};
 
@@ -104,15 +105,6 @@ fn unpack(stream: impl Read, mut applier: Applier) -> Result<(), LayerError> {
     applier.finish()?;
     io::copy(&mut archive.into_inner(), &mut io::sink()).map_err(LayerError::Read)?;
     Ok(())
-}
-
-/// Metadata of one entry, PAX records folded in.
-struct Meta {
-    mode: u32,
-    uid: u64,
-    gid: u64,
-    mtime: i64,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// State across the entries of one layer.
@@ -408,92 +400,5 @@ impl Applier {
             }
         }
         Ok(())
-    }
-}
-
-fn ids(meta: &Meta) -> (Uid, Gid) {
-    // Ids beyond u32 cannot exist on Linux; clamp to the overflow id.
-    let uid = u32::try_from(meta.uid).unwrap_or(65534);
-    let gid = u32::try_from(meta.gid).unwrap_or(65534);
-    (Uid::from_raw(uid), Gid::from_raw(gid))
-}
-
-fn set_times_at(parent: BorrowedFd<'_>, base: &OsStr, mtime: i64) -> io::Result<()> {
-    let time = TimeSpec::new(mtime, 0);
-    Ok(utimensat(
-        parent,
-        base,
-        &time,
-        &time,
-        UtimensatFlags::NoFollowSymlink,
-    )?)
-}
-
-fn link_name<R: Read>(entry: &tar::Entry<'_, R>, name: &Path) -> Result<PathBuf, LayerError> {
-    match entry.link_name() {
-        Ok(Some(link)) => Ok(link.into_owned()),
-        Ok(None) => Err(LayerError::Tar {
-            path: name.to_owned(),
-            source: io::Error::new(io::ErrorKind::InvalidData, "link entry without a target"),
-        }),
-        Err(source) => Err(LayerError::Tar {
-            path: name.to_owned(),
-            source,
-        }),
-    }
-}
-
-/// Mode, owners, mtime and xattrs of an entry, PAX records overriding the
-/// ustar fields.
-fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, name: &Path) -> Result<Meta, LayerError> {
-    let bad = |source| LayerError::Tar {
-        path: name.to_owned(),
-        source,
-    };
-    let header = entry.header();
-    let mut meta = Meta {
-        mode: header.mode().map_err(bad)? & 0o7777,
-        uid: header.uid().map_err(bad)?,
-        gid: header.gid().map_err(bad)?,
-        mtime: i64::try_from(header.mtime().map_err(bad)?).unwrap_or(i64::MAX),
-        xattrs: Vec::new(),
-    };
-    if let Some(extensions) = entry.pax_extensions().map_err(bad)? {
-        for extension in extensions {
-            let extension = extension.map_err(bad)?;
-            let key = extension.key_bytes();
-            let value = extension.value_bytes();
-            if let Some(xattr) = key.strip_prefix(b"SCHILY.xattr.") {
-                meta.xattrs.push((xattr.to_vec(), value.to_vec()));
-                continue;
-            }
-            let number = || {
-                std::str::from_utf8(value)
-                    .ok()
-                    .map(|v| v.split('.').next().unwrap_or(v).to_owned())
-            };
-            match key {
-                b"uid" => meta.uid = number().and_then(|v| v.parse().ok()).unwrap_or(meta.uid),
-                b"gid" => meta.gid = number().and_then(|v| v.parse().ok()).unwrap_or(meta.gid),
-                b"mtime" => {
-                    meta.mtime = number().and_then(|v| v.parse().ok()).unwrap_or(meta.mtime)
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(meta)
-}
-
-/// Copies an entry's data with a large buffer (fewer syscalls than io::copy's 8 KiB).
-fn copy(from: &mut impl Read, to: &mut File, buffer: &mut [u8]) -> io::Result<()> {
-    loop {
-        let n = match from.read(buffer) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(err),
-        };
-        to.write_all(&buffer[..n])?;
     }
 }

@@ -46,9 +46,11 @@ mod apply;
 mod compression;
 mod diff;
 mod error;
+mod meta;
 mod pipe;
 mod root;
 mod whiteout;
+mod writer;
 mod xattr;
 
 #[cfg(test)]
