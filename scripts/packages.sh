@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # packages.sh: installs the Debian packages berth's build, tests and quick start need,
 # only when one is missing. Needs root (apt-get).
+#   golang-github-containerd-containerd-dev  containerd 1.6's .proto files: the wire-compat test
+#                   checks ours against them
 #   containerd      the real `ctr` 1.6 client the tests drive berthd with (and containerd
 #                   itself, the reference the benchmarks compare with)
 #   busybox-static  the static busybox the tests build their images from
@@ -8,7 +10,7 @@
 #   runc crun hyperfine  the runtimes and timer of the benchmarks
 #   tmux            drives interactive terminal tests
 set -euo pipefail
-PACKAGES=(containerd busybox-static docker-registry runc crun hyperfine tmux ca-certificates)
+PACKAGES=(containerd golang-github-containerd-containerd-dev busybox-static docker-registry runc crun hyperfine tmux ca-certificates)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
