@@ -1,6 +1,6 @@
-//! `berth-runc`: not built yet.
+//! `berth-runc`: the runc-compatible CLI of berth's runtime.
 
 fn main() -> std::process::ExitCode {
-    eprintln!("berth-runc: not built yet (see the project's open issues)");
-    std::process::ExitCode::from(2)
+    let code = berth_runtime::cli_main(std::env::args_os());
+    std::process::ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

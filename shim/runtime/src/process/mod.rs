@@ -1,0 +1,365 @@
+//! The container process: planned from the spec in the parent ([`ProcessPlan`], pure and
+//! unit-tested), applied in the child between fork and exec. Child-side functions return
+//! plain messages; they never log (stdio belongs to the container).
+
+pub mod create;
+pub mod exec;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
+
+use crate::capabilities::{self, CapPlan};
+use crate::error::{Error, Result};
+use crate::seccomp::{self, Compiled};
+
+/// The default PATH when the process env has none.
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything the child needs to become the container process.
+#[derive(Debug, Clone)]
+pub struct ProcessPlan {
+    pub args: Vec<CString>,
+    pub env: Vec<CString>,
+    pub path_env: String,
+    pub cwd: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+    pub umask: Option<u32>,
+    pub caps: Option<CapPlan>,
+    pub last_cap: u8,
+    pub no_new_privileges: bool,
+    pub rlimits: Vec<(libc::__rlimit_resource_t, u64, u64)>,
+    pub oom_score_adj: Option<i32>,
+    pub terminal: bool,
+    pub console_size: Option<(u16, u16)>,
+    pub seccomp: Option<Compiled>,
+}
+
+fn cstr(s: &str, what: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::InvalidSpec(format!("{what} contains a NUL byte")))
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
+    match t {
+        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
+        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
+        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
+        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
+        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
+        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
+        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
+        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
+        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
+        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
+        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
+        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
+        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
+    }
+}
+
+/// Plans `p`; `seccomp` is the container's profile (exec'd processes get it too).
+pub fn plan(p: &Process, seccomp_profile: Option<&LinuxSeccomp>) -> Result<ProcessPlan> {
+    let args = p
+        .args()
+        .as_ref()
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| Error::InvalidSpec("process.args is empty".into()))?
+        .iter()
+        .map(|a| cstr(a, "process.args"))
+        .collect::<Result<Vec<_>>>()?;
+    let envs = p.env().clone().unwrap_or_default();
+    let path_env = envs
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_owned();
+    let env = envs
+        .iter()
+        .map(|e| cstr(e, "process.env"))
+        .collect::<Result<Vec<_>>>()?;
+    if !p.cwd().is_absolute() {
+        return Err(Error::InvalidSpec(format!(
+            "process.cwd {} is not absolute",
+            p.cwd().display()
+        )));
+    }
+    let mut rlimits = Vec::new();
+    for r in p.rlimits().iter().flatten() {
+        if r.soft() > r.hard() {
+            return Err(Error::InvalidSpec(format!(
+                "rlimit {:?}: soft {} is above hard {}",
+                r.typ(),
+                r.soft(),
+                r.hard()
+            )));
+        }
+        rlimits.push((rlimit_resource(r.typ()), r.soft(), r.hard()));
+    }
+    if let Some(adj) = p.oom_score_adj()
+        && !(-1000..=1000).contains(&adj)
+    {
+        return Err(Error::InvalidSpec(format!(
+            "oomScoreAdj {adj} is outside -1000..1000"
+        )));
+    }
+    let last_cap = capabilities::last_cap();
+    let user = p.user();
+    Ok(ProcessPlan {
+        args,
+        env,
+        path_env,
+        cwd: p.cwd().clone(),
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        caps: capabilities::plan(p.capabilities().as_ref(), last_cap)?,
+        last_cap,
+        no_new_privileges: p.no_new_privileges().unwrap_or(false),
+        rlimits,
+        oom_score_adj: p.oom_score_adj(),
+        terminal: p.terminal().unwrap_or(false),
+        console_size: p
+            .console_size()
+            .map(|b| (b.height() as u16, b.width() as u16)),
+        seccomp: seccomp_profile.map(seccomp::compile).transpose()?,
+    })
+}
+
+type R = std::result::Result<(), String>;
+
+/// Sets the rlimits on the calling process (inherited through exec).
+pub fn set_rlimits(plan: &ProcessPlan) -> R {
+    for &(res, soft, hard) in &plan.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: soft,
+            rlim_max: hard,
+        };
+        // SAFETY: lim is a valid rlimit for the duration of the call.
+        if unsafe { libc::setrlimit(res, &lim) } != 0 {
+            return Err(format!("setrlimit {res}: {}", nix::Error::last()));
+        }
+    }
+    Ok(())
+}
+
+/// Writes oom_score_adj of the calling process.
+pub fn set_oom_score_adj(plan: &ProcessPlan) -> R {
+    if let Some(adj) = plan.oom_score_adj {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| format!("oom_score_adj {adj}: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Finds the executable like execvp, with the process's PATH, in the current root.
+pub fn resolve_exe(plan: &ProcessPlan) -> std::result::Result<CString, String> {
+    let arg0 = plan.args[0]
+        .to_str()
+        .map_err(|_| "args[0] is not UTF-8".to_string())?;
+    let ok = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file())
+            && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+    };
+    if arg0.contains('/') {
+        let p = Path::new(arg0);
+        let full = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            plan.cwd.join(p)
+        };
+        if !ok(&full) {
+            return Err(format!("exec {arg0:?}: no such executable file"));
+        }
+        return Ok(plan.args[0].clone());
+    }
+    for dir in plan.path_env.split(':') {
+        let d = if dir.is_empty() { "." } else { dir };
+        let cand = Path::new(d).join(arg0);
+        let full = if cand.is_absolute() {
+            cand.clone()
+        } else {
+            plan.cwd.join(&cand)
+        };
+        if ok(&full) {
+            return CString::new(cand.as_os_str().as_bytes()).map_err(|e| e.to_string());
+        }
+    }
+    Err(format!("exec {arg0:?}: executable file not found in $PATH"))
+}
+
+/// Changes to the process's cwd (inside the container root).
+pub fn enter_cwd(plan: &ProcessPlan) -> R {
+    nix::unistd::chdir(&plan.cwd).map_err(|e| format!("chdir to cwd {}: {e}", plan.cwd.display()))
+}
+
+/// Identity, capabilities, no_new_privs and seccomp; the last step before exec.
+pub fn finalize(plan: &ProcessPlan) -> R {
+    use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+    if let Some(s) = &plan.seccomp
+        && !plan.no_new_privileges
+    {
+        seccomp::load(s).map_err(|e| format!("loading seccomp: {e}"))?;
+    }
+    if let Some(c) = &plan.caps {
+        capabilities::drop_bounding(c, plan.last_cap)
+            .map_err(|e| format!("dropping bounding capabilities: {e}"))?;
+    }
+    // SAFETY: plain prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) };
+    let gids: Vec<Gid> = plan
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
+    if let Err(e) = setgroups(&gids) {
+        // A user ns with setgroups denied: fine when no groups are asked for.
+        if !(gids.is_empty() && e == nix::Error::EPERM) {
+            return Err(format!("setgroups: {e}"));
+        }
+    }
+    let gid = Gid::from_raw(plan.gid);
+    setresgid(gid, gid, gid).map_err(|e| format!("setgid {}: {e}", plan.gid))?;
+    let uid = Uid::from_raw(plan.uid);
+    setresuid(uid, uid, uid).map_err(|e| format!("setuid {}: {e}", plan.uid))?;
+    // SAFETY: plain prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0) };
+    if let Some(c) = &plan.caps {
+        capabilities::apply_sets(c).map_err(|e| format!("setting capabilities: {e}"))?;
+    }
+    if let Some(m) = plan.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(m));
+    }
+    if plan.no_new_privileges {
+        // SAFETY: plain prctl with integer arguments.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(format!("no_new_privs: {}", nix::Error::last()));
+        }
+        if let Some(s) = &plan.seccomp {
+            seccomp::load(s).map_err(|e| format!("loading seccomp: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Marks every fd from `3 + preserve` up close-on-exec and clears it on the preserved.
+pub fn seal_fds(preserve: i32) -> R {
+    for fd in 3..3 + preserve {
+        // SAFETY: F_SETFD on a possibly closed fd is harmless (EBADF).
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    }
+    // SAFETY: close_range only changes fd flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            (3 + preserve) as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r != 0 {
+        return Err(format!("close_range: {}", nix::Error::last()));
+    }
+    Ok(())
+}
+
+/// Default signal dispositions and an empty mask, then execve. Returns only on error.
+pub fn exec(exe: &CString, plan: &ProcessPlan) -> String {
+    use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
+    // SAFETY: restoring the default disposition installs no handler code.
+    unsafe {
+        let _ = signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    match nix::unistd::execve(exe, &plan.args, &plan.env) {
+        Ok(never) => match never {},
+        Err(e) => format!("exec {}: {e}", exe.to_string_lossy()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(json: &str) -> Process {
+        serde_json::from_str(json).expect("process json")
+    }
+
+    #[test]
+    fn plan_of_a_process() {
+        let p = plan(
+            &process(
+                r#"{"args":["sh","-c","true"],"env":["PATH=/bin","A=1"],"cwd":"/tmp",
+                "user":{"uid":1000,"gid":100,"additionalGids":[5],"umask":18},
+                "rlimits":[{"type":"RLIMIT_NOFILE","soft":100,"hard":200}],
+                "noNewPrivileges":true,"oomScoreAdj":100,"terminal":true,"consoleSize":{"height":24,"width":80},
+                "capabilities":{"bounding":["CAP_KILL"],"effective":["CAP_KILL"],"permitted":["CAP_KILL"]}}"#,
+            ),
+            None,
+        )
+        .expect("plan");
+        assert_eq!(p.path_env, "/bin");
+        assert_eq!(
+            (p.uid, p.gid, p.additional_gids.clone()),
+            (1000, 100, vec![5])
+        );
+        assert_eq!(p.rlimits, vec![(libc::RLIMIT_NOFILE, 100, 200)]);
+        assert_eq!(p.umask, Some(18));
+        assert!(p.no_new_privileges && p.terminal);
+        assert_eq!(p.console_size, Some((24, 80)));
+        assert_eq!(p.caps.expect("caps").effective, 1 << 5);
+    }
+
+    #[test]
+    fn invalid_processes() {
+        let base = r#""cwd":"/","user":{"uid":0,"gid":0}"#;
+        assert!(plan(&process(&format!(r#"{{"args":[],{base}}}"#)), None).is_err());
+        assert!(plan(
+            &process(&format!(
+                r#"{{"args":["x"],{base},"rlimits":[{{"type":"RLIMIT_CORE","soft":5,"hard":1}}]}}"#
+            )),
+            None
+        )
+        .is_err());
+        assert!(
+            plan(
+                &process(&format!(r#"{{"args":["x"],{base},"oomScoreAdj":5000}}"#)),
+                None
+            )
+            .is_err()
+        );
+        assert!(
+            serde_json::from_str::<Process>(&format!(
+                r#"{{"args":["x"],{base},"rlimits":[{{"type":"RLIMIT_BOGUS","soft":1,"hard":1}}]}}"#
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn exe_resolution_uses_path() {
+        let p = plan(
+            &process(r#"{"args":["sh"],"env":["PATH=/nonexistent:/bin"],"cwd":"/","user":{"uid":0,"gid":0}}"#),
+            None,
+        )
+        .expect("plan");
+        assert_eq!(
+            resolve_exe(&p).expect("found").to_str().expect("utf8"),
+            "/bin/sh"
+        );
+        let q = plan(
+            &process(r#"{"args":["no-such-binary-xyz"],"cwd":"/","user":{"uid":0,"gid":0}}"#),
+            None,
+        )
+        .expect("plan");
+        assert!(resolve_exe(&q).expect_err("missing").contains("not found"));
+    }
+}
