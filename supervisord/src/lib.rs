@@ -1,1 +1,34 @@
-//! berth-supervisord: the berthd daemon (not built yet).
+//! berth-supervisord: `berthd`, berth's supervisor daemon. It serves containerd's v1 gRPC
+//! API on a unix socket so the real `ctr` (and containerd's clients) work against it.
+//!
+//! ```text
+//! config.rs       flags + TOML file -> Config
+//! server.rs       the daemon: lock, metadata, socket, every service, shutdown
+//! lock.rs         one berthd per root (flock on <root>/berthd.lock)
+//! identifiers.rs  containerd's identifier and label rules
+//! filters.rs      containerd's filter grammar
+//! metadata/       the redb store: namespaces, images, containers, leases, content,
+//!                 snapshot records, GC roots (layout drawn in metadata/mod.rs)
+//! events/         the event exchange (an owned handle)
+//! services/       gRPC adapters only: proto <-> domain, error mapping
+//! tasks/          task manager, shims, bundles, restart recovery (layout in tasks/mod.rs)
+//! ```
+//!
+//! `<root>` (default `/var/lib/berth`):
+//!
+//! ```text
+//! <root>/
+//! ├── berthd.lock        flock held by the running berthd
+//! ├── uuid               this installation's UUID (Introspection.Server)
+//! └── metadata/meta.redb the metadata store
+//! ```
+
+pub mod config;
+pub mod content;
+pub mod events;
+pub mod filters;
+pub mod identifiers;
+pub mod lock;
+pub mod metadata;
+pub mod server;
+pub mod services;

@@ -1,0 +1,78 @@
+//! The table definitions drawn in the module doc, and helpers to scan one namespace.
+
+use redb::{ReadableTable, TableDefinition};
+
+use super::{Error, WriteTxn, store};
+
+/// Key of the schema version in [`META`].
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub const NAMESPACES: TableDefinition<&str, &[u8]> = TableDefinition::new("namespaces");
+pub const IMAGES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("images");
+pub const CONTAINERS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("containers");
+pub const LEASES: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("leases");
+/// `(ns, lease, resource type, resource id) -> ()`.
+pub const LEASE_RESOURCES: TableDefinition<(&str, &str, &str, &str), ()> =
+    TableDefinition::new("lease_resources");
+/// `(ns, digest) -> record`; the record encoding belongs to `metadata/content.rs`.
+pub const CONTENT: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("content");
+/// `(ns, ref) -> record`; the record encoding belongs to `metadata/content.rs`.
+pub const CONTENT_INGESTS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("content_ingests");
+/// `(ns, snapshotter, key) -> SnapshotRecord`.
+pub const SNAPSHOTS: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("snapshots");
+
+/// Create every table so read transactions can open them.
+pub(super) fn create_all(txn: &WriteTxn) -> Result<(), Error> {
+    txn.open_table(NAMESPACES).map_err(store)?;
+    txn.open_table(IMAGES).map_err(store)?;
+    txn.open_table(CONTAINERS).map_err(store)?;
+    txn.open_table(LEASES).map_err(store)?;
+    txn.open_table(LEASE_RESOURCES).map_err(store)?;
+    txn.open_table(CONTENT).map_err(store)?;
+    txn.open_table(CONTENT_INGESTS).map_err(store)?;
+    txn.open_table(SNAPSHOTS).map_err(store)?;
+    Ok(())
+}
+
+/// Does a `(ns, id)` table hold a row of namespace `ns`?
+pub(crate) fn has_rows2(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    ns: &str,
+) -> Result<bool, Error> {
+    let mut range = table.range((ns, "")..).map_err(store)?;
+    match range.next() {
+        Some(entry) => Ok(entry.map_err(store)?.0.value().0 == ns),
+        None => Ok(false),
+    }
+}
+
+/// Does a `(ns, a, b)` table hold a row of namespace `ns`?
+pub(crate) fn has_rows3(
+    table: &impl ReadableTable<(&'static str, &'static str, &'static str), &'static [u8]>,
+    ns: &str,
+) -> Result<bool, Error> {
+    let mut range = table.range((ns, "", "")..).map_err(store)?;
+    match range.next() {
+        Some(entry) => Ok(entry.map_err(store)?.0.value().0 == ns),
+        None => Ok(false),
+    }
+}
+
+/// The `(id, record)` rows of namespace `ns` in a `(ns, id)` table, in key order.
+pub(crate) fn rows2(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    ns: &str,
+) -> Result<Vec<(String, Vec<u8>)>, Error> {
+    let mut out = Vec::new();
+    for entry in table.range((ns, "")..).map_err(store)? {
+        let (k, v) = entry.map_err(store)?;
+        let (kns, id) = k.value();
+        if kns != ns {
+            break;
+        }
+        out.push((id.to_owned(), v.value().to_vec()));
+    }
+    Ok(out)
+}
