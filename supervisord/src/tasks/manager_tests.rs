@@ -1,0 +1,495 @@
+//! The task manager against fake shims: state transitions, error codes, dead shims,
+//! restart recovery, exit events.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_api::containerd::events::{TaskDelete, TaskExit};
+use berth_api::containerd::types::Mount;
+use berth_api::containerd::v1::types::Status;
+use berth_api::{ErrorKind, HasKind};
+use futures::StreamExt;
+use prost_types::Any;
+
+use super::fake::FakeLauncher;
+use super::manager::{CreateTask, Stdio};
+use super::{Bundle, TaskManager};
+use crate::events::{Envelope, Exchange};
+use crate::filters::Filter;
+use crate::metadata::{AnyValue, Container, Db, Runtime};
+
+const NS: &str = "testns";
+const SPEC: &[u8] = b"{\"ociVersion\":\"1.0.2\",  \"root\":{\"path\":\"rootfs\"},\"process\":{\"args\":[\"sh\"]}}\n";
+const T: Duration = Duration::from_secs(10);
+
+struct Env {
+    _dir: tempfile::TempDir,
+    state: std::path::PathBuf,
+    db: Db,
+    events: Exchange,
+    launcher: Arc<FakeLauncher>,
+    mgr: TaskManager,
+}
+
+fn env() -> Env {
+    let (dir, db) = crate::metadata::testutil::db();
+    let state = dir.path().join("state");
+    let events = Exchange::new();
+    let launcher = Arc::new(FakeLauncher::default());
+    let mgr = TaskManager::new(db.clone(), events.clone(), state.clone(), launcher.clone());
+    Env {
+        _dir: dir,
+        state,
+        db,
+        events,
+        launcher,
+        mgr,
+    }
+}
+
+impl Env {
+    fn container(&self, id: &str, runtime: &str, spec: &[u8]) {
+        let mut c = Container::new(id);
+        c.runtime = Runtime {
+            name: runtime.into(),
+            options: Some(AnyValue {
+                type_url: "containerd.runc.v1.Options".into(),
+                value: vec![],
+            }),
+        };
+        c.spec = Some(AnyValue {
+            type_url: berth_api::any::SPEC_TYPE_URL.into(),
+            value: spec.to_vec(),
+        });
+        self.db
+            .containers(NS)
+            .create(&c, None)
+            .expect("create container");
+    }
+
+    async fn create(&self, id: &str) -> Result<u32, super::TaskError> {
+        self.mgr
+            .create(
+                NS,
+                CreateTask {
+                    container_id: id.into(),
+                    rootfs: vec![Mount {
+                        r#type: "overlay".into(),
+                        source: "overlay".into(),
+                        target: String::new(),
+                        options: vec!["lowerdir=/l".into()],
+                    }],
+                    stdio: Stdio {
+                        stdin: format!("/fifo/{id}-stdin"),
+                        stdout: format!("/fifo/{id}-stdout"),
+                        stderr: format!("/fifo/{id}-stderr"),
+                        terminal: false,
+                    },
+                    ..CreateTask::default()
+                },
+            )
+            .await
+    }
+
+    fn bundle(&self, id: &str) -> Bundle {
+        Bundle::at(&self.state, NS, id)
+    }
+}
+
+async fn next_topics(
+    stream: &mut (impl futures::Stream<Item = Envelope> + Unpin),
+    n: usize,
+) -> Vec<Envelope> {
+    tokio::time::timeout(T, stream.take(n).collect::<Vec<_>>())
+        .await
+        .expect("events arrive")
+}
+
+#[tokio::test]
+async fn create_checks_container_runtime_and_spec() {
+    let e = env();
+    let err = e.create("nope").await.expect_err("no container");
+    assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+
+    e.container("badspec", "io.containerd.runc.v2", b"{not json");
+    let err = e.create("badspec").await.expect_err("bad spec");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(!e.bundle("badspec").path.exists(), "no bundle left");
+
+    e.container("kata", "io.containerd.kata.v2", SPEC);
+    let err = e.create("kata").await.expect_err("runtime");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(
+        e.launcher.shims.lock().expect("lock").is_empty(),
+        "no shim started"
+    );
+
+    // The slot is free again after each failure.
+    let err = e.create("nope").await.expect_err("still no container");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[tokio::test]
+async fn failed_shim_create_cleans_up() {
+    let e = env();
+    e.container("c1", "io.containerd.runc.v2", SPEC);
+    *e.launcher.fail_next_create.lock().expect("lock") =
+        Some(tonic::Status::invalid_argument("bad mounts"));
+    let err = e.create("c1").await.expect_err("shim refuses");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument, "{err}");
+    assert!(!e.bundle("c1").path.exists());
+    assert_eq!(e.launcher.cleanups(), [(NS.to_owned(), "c1".to_owned())]);
+    let err = e.mgr.get(NS, "c1", "").await.expect_err("no task");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    // Creating again works.
+    e.create("c1").await.expect("second create");
+}
+
+#[tokio::test]
+async fn task_lifecycle_and_codes() {
+    let e = env();
+    e.container("c1", "io.containerd.runc.v2", SPEC);
+    let pid = e.create("c1").await.expect("create");
+    let b = e.bundle("c1");
+    assert_eq!(
+        std::fs::read(b.config()).expect("config"),
+        SPEC,
+        "byte-exact"
+    );
+    assert!(b.rootfs().is_dir());
+    let shim = e.launcher.shim(NS, "c1");
+    let sent = shim.st().create.clone().expect("shim create");
+    assert_eq!(sent.bundle, b.path.display().to_string());
+    assert_eq!(sent.rootfs[0].options, ["lowerdir=/l"]);
+    assert_eq!(sent.stdout, "/fifo/c1-stdout");
+    assert_eq!(
+        sent.options.map(|o| o.type_url).as_deref(),
+        Some("containerd.runc.v1.Options"),
+        "container runtime options when the request has none"
+    );
+
+    let err = e.create("c1").await.expect_err("twice");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists);
+
+    let p = e.mgr.get(NS, "c1", "").await.expect("get");
+    assert_eq!((p.id.as_str(), p.container_id.as_str()), ("c1", "c1"));
+    assert_eq!((p.pid, p.status), (pid, Status::Created));
+    assert_eq!(p.stdio.stdin, "/fifo/c1-stdin");
+
+    // Wait before Start blocks until the exit.
+    let waiter = tokio::spawn({
+        let mgr = e.mgr.clone();
+        async move { mgr.wait(NS, "c1", "").await }
+    });
+    assert_eq!(e.mgr.start(NS, "c1", "").await.expect("start"), pid);
+    assert_eq!(
+        e.mgr.get(NS, "c1", "").await.expect("get").status,
+        Status::Running
+    );
+    assert!(!waiter.is_finished());
+
+    let err = e.mgr.delete(NS, "c1").await.expect_err("running");
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+
+    e.mgr.pause(NS, "c1").await.expect("pause");
+    assert_eq!(
+        e.mgr.get(NS, "c1", "").await.expect("get").status,
+        Status::Paused
+    );
+    let err = e.mgr.delete(NS, "c1").await.expect_err("paused");
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
+    e.mgr.resume(NS, "c1").await.expect("resume");
+    e.mgr
+        .resize_pty(NS, "c1", "", 80, 24)
+        .await
+        .expect("resize");
+    e.mgr.close_io(NS, "c1", "", true).await.expect("close io");
+    let pids = e.mgr.list_pids(NS, "c1").await.expect("pids");
+    assert_eq!(pids.iter().map(|p| p.pid).collect::<Vec<_>>(), [pid]);
+    e.mgr.kill(NS, "c1", "", 15, true).await.expect("kill");
+    assert!(shim.calls().contains(&"kill 15 true".to_owned()));
+
+    shim.exit("", 3);
+    let exit = tokio::time::timeout(T, waiter)
+        .await
+        .expect("wait ends")
+        .expect("join")
+        .expect("wait");
+    assert_eq!(exit.status, 3);
+    let p = e.mgr.get(NS, "c1", "").await.expect("get");
+    assert_eq!((p.status, p.exit_status), (Status::Stopped, 3));
+    assert!(p.exited_at.is_some());
+    assert_eq!(e.mgr.list(NS).await.expect("list").len(), 1);
+
+    let d = e.mgr.delete(NS, "c1").await.expect("delete");
+    assert_eq!((d.id.as_str(), d.pid, d.exit.status), ("c1", pid, 3));
+    assert!(shim.st().shut_down, "Shutdown after Delete");
+    assert!(!b.path.exists(), "bundle removed");
+
+    for err in [
+        e.mgr.get(NS, "c1", "").await.expect_err("get"),
+        e.mgr.kill(NS, "c1", "", 9, false).await.expect_err("kill"),
+        e.mgr.delete(NS, "c1").await.map(drop).expect_err("delete"),
+        e.mgr.wait(NS, "c1", "").await.map(drop).expect_err("wait"),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
+    }
+    assert!(e.mgr.list(NS).await.expect("list").is_empty());
+    assert_eq!(
+        e.mgr.checkpoint(NS, "c1").expect_err("checkpoint").kind(),
+        ErrorKind::NotImplemented
+    );
+}
+
+#[tokio::test]
+async fn exec_processes() {
+    let e = env();
+    e.container("c1", "berth", SPEC);
+    e.create("c1").await.expect("create");
+    e.mgr.start(NS, "c1", "").await.expect("start");
+    let spec = || {
+        Some(Any {
+            type_url: berth_api::any::PROCESS_TYPE_URL.into(),
+            value: b"{}".to_vec(),
+        })
+    };
+    let io = Stdio {
+        stdout: "/fifo/e1-stdout".into(),
+        ..Stdio::default()
+    };
+
+    let err = e
+        .mgr
+        .exec(NS, "c1", "e1", io.clone(), None)
+        .await
+        .expect_err("no spec");
+    assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+    e.mgr
+        .exec(NS, "c1", "e1", io.clone(), spec())
+        .await
+        .expect("exec");
+    let err = e
+        .mgr
+        .exec(NS, "c1", "e1", io.clone(), spec())
+        .await
+        .expect_err("dup");
+    assert_eq!(err.kind(), ErrorKind::AlreadyExists, "{err}");
+    let err = e
+        .mgr
+        .exec(NS, "nope", "e1", io.clone(), spec())
+        .await
+        .expect_err("no task");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+
+    let pid = e.mgr.start(NS, "c1", "e1").await.expect("start exec");
+    let p = e.mgr.get(NS, "c1", "e1").await.expect("get exec");
+    assert_eq!(
+        (p.id.as_str(), p.container_id.as_str(), p.pid),
+        ("e1", "c1", pid)
+    );
+    assert_eq!(p.stdio.stdout, "/fifo/e1-stdout");
+    e.launcher.shim(NS, "c1").exit("e1", 0);
+    let exit = e.mgr.wait(NS, "c1", "e1").await.expect("wait exec");
+    assert_eq!(exit.status, 0);
+    let d = e
+        .mgr
+        .delete_process(NS, "c1", "e1")
+        .await
+        .expect("delete exec");
+    assert_eq!((d.id.as_str(), d.pid), ("e1", pid));
+    // The id is free again.
+    e.mgr
+        .exec(NS, "c1", "e1", io, spec())
+        .await
+        .expect("exec again");
+}
+
+#[tokio::test]
+async fn dead_shim_task_is_stopped_137_and_cleaned() {
+    let e = env();
+    e.container("c1", "io.containerd.runc.v1", SPEC);
+    e.create("c1").await.expect("create");
+    e.mgr.start(NS, "c1", "").await.expect("start");
+    let mut events = Box::pin(e.events.subscribe(Filter::all()));
+    let waiter = tokio::spawn({
+        let mgr = e.mgr.clone();
+        async move { mgr.wait(NS, "c1", "").await }
+    });
+
+    e.launcher.kill_shim(NS, "c1");
+    let exit = tokio::time::timeout(T, waiter)
+        .await
+        .expect("wait ends")
+        .expect("join")
+        .expect("wait");
+    assert_eq!(exit.status, 137);
+    let got = next_topics(&mut events, 1).await;
+    assert_eq!(got[0].topic, "/tasks/exit");
+    let ev: TaskExit = berth_api::any::unpack(&got[0].event).expect("TaskExit");
+    assert_eq!((ev.container_id.as_str(), ev.exit_status), ("c1", 137));
+
+    let p = e.mgr.get(NS, "c1", "").await.expect("get");
+    assert_eq!((p.status, p.exit_status), (Status::Stopped, 137));
+    assert_eq!(e.launcher.cleanups(), [(NS.to_owned(), "c1".to_owned())]);
+    assert!(!e.bundle("c1").path.exists(), "bundle removed");
+    let err = e
+        .mgr
+        .kill(NS, "c1", "", 9, false)
+        .await
+        .expect_err("nothing to kill");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(
+        e.mgr
+            .metrics(NS, &Filter::all())
+            .await
+            .expect("metrics")
+            .is_empty()
+    );
+
+    let d = e.mgr.delete(NS, "c1").await.expect("delete");
+    assert_eq!(d.exit.status, 137);
+    let got = next_topics(&mut events, 1).await;
+    assert_eq!(got[0].topic, "/tasks/delete");
+    let ev: TaskDelete = berth_api::any::unpack(&got[0].event).expect("TaskDelete");
+    assert_eq!(ev.exit_status, 137);
+    assert_eq!(
+        e.mgr.get(NS, "c1", "").await.expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+}
+
+#[tokio::test]
+async fn exit_event_status_wins_over_cleanup_status() {
+    let e = env();
+    e.mgr.spawn_event_listener();
+    e.container("c1", "io.containerd.runc.v2", SPEC);
+    e.create("c1").await.expect("create");
+    e.mgr.start(NS, "c1", "").await.expect("start");
+    let exit = TaskExit {
+        container_id: "c1".into(),
+        id: "c1".into(),
+        pid: 1000,
+        exit_status: 5,
+        exited_at: None,
+    };
+    e.events
+        .publish(NS, "/tasks/exit", berth_api::any::pack(&exit))
+        .expect("publish");
+    let task = e.mgr.inner.task(NS, "c1").expect("task");
+    tokio::time::timeout(T, async {
+        while task.recorded_exit().is_none() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("exit recorded");
+    e.launcher.kill_shim(NS, "c1");
+    let exit = tokio::time::timeout(T, e.mgr.wait(NS, "c1", ""))
+        .await
+        .expect("ends")
+        .expect("wait");
+    assert_eq!(exit.status, 5, "the real exit, not the cleanup's 137");
+}
+
+#[tokio::test]
+async fn metrics_filter_by_id() {
+    let e = env();
+    for id in ["a", "b"] {
+        e.container(id, "io.containerd.runc.v2", SPEC);
+        e.create(id).await.expect("create");
+    }
+    let all = e.mgr.metrics(NS, &Filter::all()).await.expect("metrics");
+    assert_eq!(
+        all.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    let only = e
+        .mgr
+        .metrics(NS, &Filter::parse("id==b").expect("filter"))
+        .await
+        .expect("metrics");
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].id, "b");
+    assert!(only[0].timestamp.is_some());
+    assert_eq!(
+        only[0].data.as_ref().map(|d| d.type_url.as_str()),
+        Some("io.containerd.cgroups.v1.Metrics")
+    );
+    assert!(
+        e.mgr
+            .metrics("otherns", &Filter::all())
+            .await
+            .expect("metrics")
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn recovery_reconnects_live_shims_and_cleans_dead_ones() {
+    let e = env();
+    for id in ["live", "exited", "dead"] {
+        e.container(id, "io.containerd.runc.v2", SPEC);
+        e.create(id).await.expect("create");
+        e.mgr.start(NS, id, "").await.expect("start");
+    }
+    // An empty leftover directory.
+    let empty = e.state.join("tasks").join(NS).join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir");
+
+    // berthd goes away; meanwhile one task exits and one shim dies.
+    let launcher = e.launcher.clone();
+    let before = e.mgr.clone();
+    drop(before);
+    launcher.shim(NS, "exited").exit("", 7);
+    launcher.shim(NS, "dead").st().dead = true;
+
+    let mgr2 = TaskManager::new(
+        e.db.clone(),
+        e.events.clone(),
+        e.state.clone(),
+        launcher.clone(),
+    );
+    let mut events = Box::pin(e.events.subscribe(Filter::all()));
+    let found = mgr2.recover().await;
+    assert_eq!((found.live, found.dead, found.empty_dirs), (2, 1, 1));
+    assert!(!empty.exists());
+
+    assert_eq!(
+        mgr2.get(NS, "live", "").await.expect("live").status,
+        Status::Running
+    );
+    let p = mgr2.get(NS, "exited", "").await.expect("exited");
+    assert_eq!((p.status, p.exit_status), (Status::Stopped, 7));
+    let exit = tokio::time::timeout(T, mgr2.wait(NS, "exited", ""))
+        .await
+        .expect("at once")
+        .expect("wait");
+    assert_eq!(exit.status, 7);
+
+    assert_eq!(
+        mgr2.get(NS, "dead", "").await.expect_err("dead").kind(),
+        ErrorKind::NotFound
+    );
+    assert!(!Bundle::at(&e.state, NS, "dead").path.exists());
+    assert!(
+        launcher
+            .cleanups()
+            .contains(&(NS.to_owned(), "dead".to_owned()))
+    );
+    let got = next_topics(&mut events, 2).await;
+    assert_eq!(
+        got.iter().map(|g| g.topic.as_str()).collect::<Vec<_>>(),
+        ["/tasks/exit", "/tasks/delete"]
+    );
+    let ev: TaskExit = berth_api::any::unpack(&got[0].event).expect("TaskExit");
+    assert_eq!((ev.container_id.as_str(), ev.exit_status), ("dead", 137));
+
+    // The recovered live task works as before.
+    mgr2.kill(NS, "live", "", 9, false)
+        .await
+        .expect("kill live");
+    launcher.shim(NS, "live").exit("", 137);
+    assert_eq!(mgr2.wait(NS, "live", "").await.expect("wait").status, 137);
+    mgr2.delete(NS, "live").await.expect("delete");
+    assert!(!Bundle::at(&e.state, NS, "live").path.exists());
+}

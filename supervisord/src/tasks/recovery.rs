@@ -1,0 +1,266 @@
+//! Keeping the task table true to the shims: restart recovery, the per-shim death
+//! watcher, and exit events.
+//!
+//! * **Recovery** (before serving): every bundle under `<state>/tasks/<ns>/<id>` is
+//!   checked in parallel. A shim that answers `Connect` is live: its task goes back in
+//!   the table (the shim still holds exit statuses, so an exit during the downtime reads
+//!   STOPPED with its real status). A shim that does not answer is dead: `berth-shim
+//!   delete` kills what is left and unmounts the rootfs, `/tasks/exit` and
+//!   `/tasks/delete` are published and the bundle is removed (containerd's
+//!   `cleanupAfterDeadShim`). Empty directories are removed.
+//! * **Death watch**: each live shim's pid is watched (pidfd). A shim that dies while its
+//!   task exists (not during Delete) goes through the same cleanup; the task stays in
+//!   the table as STOPPED (137 when the cleanup had to kill) until Delete.
+//! * **Exit events**: the shims' `/tasks/exit` envelopes (forwarded into the exchange by
+//!   the Events service) record each init's exit on its task.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use berth_api::containerd::events::{TaskDelete, TaskExit};
+use futures::StreamExt;
+
+use super::bundle::{self, Bundle};
+use super::manager::{Exit, Slot, Stdio, Task, TaskManager};
+use crate::filters::Filter;
+
+/// Exit status reported when a dead shim's cleanup could not say.
+pub const UNKNOWN_EXIT: u32 = 255;
+
+/// What recovery found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovered {
+    pub live: usize,
+    pub dead: usize,
+    pub empty_dirs: usize,
+}
+
+impl TaskManager {
+    /// Start the background listener for exit events. Call once, inside the runtime.
+    pub fn spawn_event_listener(&self) {
+        let Ok(filter) = Filter::parse("topic==/tasks/exit") else {
+            tracing::error!("exit event filter does not parse");
+            return;
+        };
+        let stream = self.inner.events.subscribe(filter);
+        let weak = self.weak();
+        tokio::spawn(async move {
+            tokio::pin!(stream);
+            while let Some(env) = stream.next().await {
+                let Some(inner) = weak.upgrade() else { return };
+                let Ok(exit) = berth_api::any::unpack::<TaskExit>(&env.event) else {
+                    continue;
+                };
+                if exit.id != exit.container_id && !exit.id.is_empty() {
+                    continue; // an exec's exit
+                }
+                if let Ok(task) = inner.task(&env.namespace, &exit.container_id) {
+                    task.set_last_exit(Exit {
+                        status: exit.exit_status,
+                        at: exit.exited_at,
+                    });
+                }
+            }
+        });
+    }
+
+    /// Rebuild the table from the bundles on disk. Shims are checked concurrently; the
+    /// call returns once every bundle is settled.
+    pub async fn recover(&self) -> Recovered {
+        let t0 = Instant::now();
+        let mut found = Recovered::default();
+        let mut bundles = Vec::new();
+        let root = bundle::tasks_dir(&self.inner.state);
+        for ns_dir in read_dirs(&root) {
+            let Some(ns) = file_name(&ns_dir) else {
+                continue;
+            };
+            for dir in read_dirs(&ns_dir) {
+                let Some(id) = file_name(&dir) else { continue };
+                let empty = std::fs::read_dir(&dir)
+                    .map(|mut d| d.next().is_none())
+                    .unwrap_or(false);
+                if empty {
+                    let _ = std::fs::remove_dir(&dir);
+                    found.empty_dirs += 1;
+                    continue;
+                }
+                bundles.push(Bundle::at(&self.inner.state, &ns, &id));
+            }
+            // Removed only when nothing is left in it.
+            let _ = std::fs::remove_dir(&ns_dir);
+        }
+        let results =
+            futures::future::join_all(bundles.into_iter().map(|b| self.recover_one(b))).await;
+        for live in results {
+            if live {
+                found.live += 1;
+            } else {
+                found.dead += 1;
+            }
+        }
+        tracing::info!(
+            live = found.live,
+            dead = found.dead,
+            empty = found.empty_dirs,
+            elapsed_ms = t0.elapsed().as_secs_f64() * 1000.0,
+            "tasks recovered"
+        );
+        found
+    }
+
+    /// Reconnect one bundle's shim; true if it is live.
+    async fn recover_one(&self, b: Bundle) -> bool {
+        let inner = &self.inner;
+        match inner.launcher.connect(&b).await {
+            Ok(c) => {
+                let st = c
+                    .shim
+                    .state(berth_api::berth::shim::v1::StateRequest {
+                        id: b.id.clone(),
+                        exec_id: String::new(),
+                    })
+                    .await;
+                let stdio = match &st {
+                    Ok(s) => Stdio {
+                        stdin: s.stdin.clone(),
+                        stdout: s.stdout.clone(),
+                        stderr: s.stderr.clone(),
+                        terminal: s.terminal,
+                    },
+                    Err(_) => Stdio::default(),
+                };
+                let pid = st.as_ref().map_or(c.task_pid, |s| s.pid);
+                let key = (b.namespace.clone(), b.id.clone());
+                let task = Arc::new(Task::new(b, c.shim, pid, c.shim_pid, stdio));
+                inner.table().insert(key, Slot::Ready(task.clone()));
+                tracing::info!(namespace = %task.namespace, id = %task.id, pid, "task reconnected");
+                self.watch_shim(task);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(namespace = %b.namespace, id = %b.id, %error, "shim is dead; cleaning up");
+                let (pid, exit) = match inner.launcher.cleanup(&b).await {
+                    Ok(r) => (
+                        r.pid,
+                        Exit {
+                            status: r.exit_status,
+                            at: r.exited_at,
+                        },
+                    ),
+                    Err(error) => {
+                        tracing::warn!(namespace = %b.namespace, id = %b.id, %error, "dead shim cleanup failed");
+                        (
+                            0,
+                            Exit {
+                                status: UNKNOWN_EXIT,
+                                at: now(),
+                            },
+                        )
+                    }
+                };
+                inner.events.emit(
+                    &b.namespace,
+                    "/tasks/exit",
+                    berth_api::any::pack(&TaskExit {
+                        container_id: b.id.clone(),
+                        id: b.id.clone(),
+                        pid,
+                        exit_status: exit.status,
+                        exited_at: exit.at,
+                    }),
+                );
+                inner.events.emit(
+                    &b.namespace,
+                    "/tasks/delete",
+                    berth_api::any::pack(&TaskDelete {
+                        container_id: b.id.clone(),
+                        pid,
+                        exit_status: exit.status,
+                        exited_at: exit.at,
+                        id: b.id.clone(),
+                    }),
+                );
+                inner.remove_files(&b);
+                false
+            }
+        }
+    }
+
+    /// Watch the task's shim process; when it dies outside Delete, run the dead-shim path.
+    pub(super) fn watch_shim(&self, task: Arc<Task>) {
+        if task.shim_pid == 0 {
+            tracing::warn!(namespace = %task.namespace, id = %task.id, "shim pid unknown; not watched");
+            return;
+        }
+        let weak = self.weak();
+        tokio::spawn(async move {
+            let launcher = match weak.upgrade() {
+                Some(inner) => inner.launcher.clone(),
+                None => return,
+            };
+            launcher.exited(&task.bundle, task.shim_pid).await;
+            let Some(inner) = weak.upgrade() else { return };
+            TaskManager { inner }.shim_died(&task).await;
+        });
+    }
+
+    /// The dead-shim path for a task in the table: clean up, mark STOPPED, publish exit.
+    pub(super) async fn shim_died(&self, task: &Arc<Task>) {
+        let inner = &self.inner;
+        if task.deleting.load(std::sync::atomic::Ordering::SeqCst) || !inner.is_current(task) {
+            return;
+        }
+        tracing::warn!(namespace = %task.namespace, id = %task.id, shim_pid = task.shim_pid, "shim died");
+        let recorded = task.recorded_exit();
+        let cleaned = inner.launcher.cleanup(&task.bundle).await;
+        let exit = match (&cleaned, recorded) {
+            (_, Some(exit)) => exit,
+            (Ok(r), None) => Exit {
+                status: r.exit_status,
+                at: r.exited_at.or_else(now),
+            },
+            (Err(error), None) => {
+                tracing::warn!(namespace = %task.namespace, id = %task.id, %error, "dead shim cleanup failed");
+                Exit {
+                    status: UNKNOWN_EXIT,
+                    at: now(),
+                }
+            }
+        };
+        task.dead.send_replace(Some(exit));
+        if recorded.is_none() {
+            inner.events.emit(
+                &task.namespace,
+                "/tasks/exit",
+                berth_api::any::pack(&TaskExit {
+                    container_id: task.id.clone(),
+                    id: task.id.clone(),
+                    pid: task.pid,
+                    exit_status: exit.status,
+                    exited_at: exit.at,
+                }),
+            );
+        }
+        inner.remove_files(&task.bundle);
+    }
+}
+
+fn now() -> Option<prost_types::Timestamp> {
+    crate::services::to_timestamp(SystemTime::now())
+}
+
+fn read_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect()
+}
+
+fn file_name(p: &Path) -> Option<String> {
+    p.file_name().and_then(|n| n.to_str()).map(str::to_owned)
+}
