@@ -105,10 +105,14 @@ pub fn create(root: &RuntimeRoot, id: &str, bundle: &Path, opts: &CreateOptions)
         .ok_or_else(|| Error::InvalidSpec("linux section is missing".into()))?;
     let ns = namespaces::plan(linux)?;
     namespaces::validate_spec(spec, &ns)?;
-    if !ns.creates(LinuxNamespaceType::Mount) {
-        return Err(Error::InvalidSpec(
-            "a new mount namespace is required".into(),
-        ));
+    // Without a mount namespace the container shares the host's mounts: nothing can be
+    // mounted (it would change the host), the process is only chrooted into the rootfs.
+    let chroot_only = !ns.has(LinuxNamespaceType::Mount);
+    if chroot_only && spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
+        tracing::warn!(
+            id,
+            "no mount namespace: mounts, devices and masked paths are not applied"
+        );
     }
     let process_spec = spec
         .process()
@@ -210,6 +214,7 @@ pub fn create(root: &RuntimeRoot, id: &str, bundle: &Path, opts: &CreateOptions)
             new_cgroupns: ns.creates(LinuxNamespaceType::Cgroup),
             in_userns: ns.has(LinuxNamespaceType::User),
             no_pivot: opts.no_pivot,
+            chroot_only,
             root_propagation,
             readonly: spec
                 .root()

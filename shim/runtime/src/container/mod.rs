@@ -113,8 +113,11 @@ pub(crate) fn run_warn_hooks(
     hooks: &[oci_spec::runtime::Hook],
     state: &[u8],
 ) {
-    if let Err((path, reason)) = crate::hooks::run(kind, hooks, state) {
-        tracing::warn!(id, kind, path = %path.display(), reason, "hook failed");
+    // Each hook runs even if an earlier one failed.
+    for h in hooks {
+        if let Err((path, reason)) = crate::hooks::run(kind, std::slice::from_ref(h), state) {
+            tracing::warn!(id, kind, path = %path.display(), reason, "hook failed");
+        }
     }
 }
 

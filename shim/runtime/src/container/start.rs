@@ -40,8 +40,22 @@ pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
     }
     tracing::info!(id, pid = l.rec.pid, "started");
     let hooks = l.rec.config.hooks().clone().unwrap_or_default();
-    if let Some(list) = hooks.poststart() {
+    if let Some(list) = hooks.poststart().as_ref().filter(|l| !l.is_empty()) {
+        let_process_run(l.rec.pid, l.rec.pid_start);
         run_warn_hooks("poststart", id, list, &hook_state(&l.rec, Status::Running));
     }
     Ok(())
+}
+
+/// Poststart hooks run "after the user-specified process is executed": give the
+/// just-exec'd process the CPU until it blocks or exits (bounded at 20 ms), so a hook
+/// does not overtake its first steps.
+fn let_process_run(pid: i32, start: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(20);
+    while std::time::Instant::now() < deadline {
+        match crate::state::proc_stat(pid) {
+            Some((s, 'R')) if s == start => std::thread::yield_now(),
+            _ => return,
+        }
+    }
 }

@@ -37,6 +37,14 @@ pub struct ProcessPlan {
     pub terminal: bool,
     pub console_size: Option<(u16, u16)>,
     pub seccomp: Option<Compiled>,
+    /// AppArmor profile to exec into (checked to be enforceable at plan time).
+    pub apparmor_profile: Option<String>,
+}
+
+/// True if the kernel has AppArmor enabled.
+pub fn apparmor_enabled() -> bool {
+    std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
+        .is_ok_and(|s| s.trim() == "Y")
 }
 
 fn cstr(s: &str, what: &str) -> Result<CString> {
@@ -110,6 +118,14 @@ pub fn plan(p: &Process, seccomp_profile: Option<&LinuxSeccomp>) -> Result<Proce
             "oomScoreAdj {adj} is outside -1000..1000"
         )));
     }
+    let apparmor_profile = p.apparmor_profile().clone().filter(|a| !a.is_empty());
+    if let Some(a) = &apparmor_profile
+        && !apparmor_enabled()
+    {
+        return Err(Error::InvalidSpec(format!(
+            "apparmorProfile {a:?} is set but AppArmor is not enabled on this host"
+        )));
+    }
     let last_cap = capabilities::last_cap();
     let user = p.user();
     Ok(ProcessPlan {
@@ -131,6 +147,7 @@ pub fn plan(p: &Process, seccomp_profile: Option<&LinuxSeccomp>) -> Result<Proce
             .console_size()
             .map(|b| (b.height() as u16, b.width() as u16)),
         seccomp: seccomp_profile.map(seccomp::compile).transpose()?,
+        apparmor_profile,
     })
 }
 
@@ -204,6 +221,12 @@ pub fn enter_cwd(plan: &ProcessPlan) -> R {
 /// Identity, capabilities, no_new_privs and seccomp; the last step before exec.
 pub fn finalize(plan: &ProcessPlan) -> R {
     use nix::unistd::{Gid, Uid, setgroups, setresgid, setresuid};
+    if let Some(a) = &plan.apparmor_profile {
+        let cmd = format!("exec {a}");
+        std::fs::write("/proc/self/attr/apparmor/exec", &cmd)
+            .or_else(|_| std::fs::write("/proc/self/attr/exec", &cmd))
+            .map_err(|e| format!("setting AppArmor profile {a}: {e}"))?;
+    }
     if let Some(s) = &plan.seccomp
         && !plan.no_new_privileges
     {
@@ -361,5 +384,24 @@ mod tests {
         )
         .expect("plan");
         assert!(resolve_exe(&q).expect_err("missing").contains("not found"));
+    }
+}
+
+#[cfg(test)]
+mod apparmor_tests {
+    use super::*;
+
+    #[test]
+    fn apparmor_profile_is_refused_when_not_enforceable() {
+        let p: Process = serde_json::from_str(
+            r#"{"args":["x"],"cwd":"/","user":{"uid":0,"gid":0},"apparmorProfile":"acme"}"#,
+        )
+        .expect("json");
+        let r = plan(&p, None);
+        if apparmor_enabled() {
+            assert_eq!(r.expect("plan").apparmor_profile.as_deref(), Some("acme"));
+        } else {
+            assert!(matches!(r, Err(Error::InvalidSpec(_))), "fail closed");
+        }
     }
 }

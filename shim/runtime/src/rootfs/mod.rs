@@ -32,6 +32,8 @@ pub struct RootfsPlan {
     pub new_cgroupns: bool,
     pub in_userns: bool,
     pub no_pivot: bool,
+    /// No mount namespace: only chroot into the rootfs, mount nothing.
+    pub chroot_only: bool,
     pub root_propagation: Option<MsFlags>,
     pub readonly: bool,
     pub masked: Vec<PathBuf>,
@@ -273,6 +275,9 @@ fn make_device(plan: &RootfsPlan, d: &DeviceNode) -> R {
 
 /// Mounts, devices and /dev links, before the hooks that need the environment.
 pub fn prepare(plan: &RootfsPlan) -> R {
+    if plan.chroot_only {
+        return Ok(());
+    }
     m(
         None,
         Path::new("/"),
@@ -346,6 +351,10 @@ fn move_root(rootfs: &Path) -> R {
 
 /// Switches root and applies the settings that need the final root.
 pub fn finish(plan: &RootfsPlan) -> R {
+    if plan.chroot_only {
+        nix::unistd::chroot(&plan.rootfs).map_err(|e| format!("chroot: {e}"))?;
+        return nix::unistd::chdir("/").map_err(|e| format!("chdir /: {e}"));
+    }
     if plan.no_pivot {
         move_root(&plan.rootfs)?;
     } else {
