@@ -1,0 +1,263 @@
+//! The client side of FIFO I/O, as ctr's `cio`.
+//!
+//! The client makes the FIFOs, sends their paths in Tasks.Create /
+//! Tasks.Exec, and opens its ends: stdin for writing, stdout and stderr for
+//! reading. The shim opens the other ends. Each end is opened and copied on
+//! its own thread, because opening a FIFO blocks until its peer opens it.
+//!
+//! ```text
+//! <base>/                  /run/berth/fifo (or $TMPDIR/berth-fifo), 0700
+//!   <random>/              one set, 0700, removed on drop
+//!     <id>-stdin
+//!     <id>-stdout
+//!     <id>-stderr
+//! ```
+
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nix::sys::stat::Mode;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{Error, Result};
+
+/// Where FIFO sets are made by default.
+pub const DEFAULT_FIFO_DIR: &str = "/run/berth/fifo";
+
+/// The FIFO paths of one process.
+#[derive(Debug)]
+pub struct FifoSet {
+    dir: PathBuf,
+    /// Path of stdin, `None` when the process gets no stdin.
+    pub stdin: Option<PathBuf>,
+    /// Path of stdout.
+    pub stdout: PathBuf,
+    /// Path of stderr (sent even with a terminal, as ctr).
+    pub stderr: PathBuf,
+    /// A terminal merges stderr into stdout.
+    pub terminal: bool,
+}
+
+/// The base directory for FIFO sets: `/run/berth/fifo` when it can be
+/// created, else a `berth-fifo` dir under the temp dir.
+pub fn default_base() -> PathBuf {
+    let run = PathBuf::from(DEFAULT_FIFO_DIR);
+    if make_private_dir(&run).is_ok() {
+        return run;
+    }
+    std::env::temp_dir().join("berth-fifo")
+}
+
+fn make_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+impl FifoSet {
+    /// Makes a new set for process `id` in a fresh private dir under `base`.
+    pub fn new(base: &Path, id: &str, stdin: bool, terminal: bool) -> Result<FifoSet> {
+        make_private_dir(base).map_err(|e| Error::io("cannot create fifo dir", base, e))?;
+        let name = uuid::Uuid::new_v4().simple().to_string();
+        let dir = base.join(&name[..16]);
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| Error::io("cannot create fifo dir", &dir, e))?;
+        let set = FifoSet {
+            stdin: stdin.then(|| dir.join(format!("{id}-stdin"))),
+            stdout: dir.join(format!("{id}-stdout")),
+            stderr: dir.join(format!("{id}-stderr")),
+            dir,
+            terminal,
+        };
+        for path in set.stdin.iter().chain([&set.stdout, &set.stderr]) {
+            nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
+                .map_err(|e| Error::io("cannot create fifo", path, e.into()))?;
+        }
+        Ok(set)
+    }
+
+    /// The (stdin, stdout, stderr) strings for a Tasks request.
+    pub fn paths(&self) -> (String, String, String) {
+        let s = |p: &Path| p.to_string_lossy().into_owned();
+        (
+            self.stdin.as_deref().map(s).unwrap_or_default(),
+            s(&self.stdout),
+            s(&self.stderr),
+        )
+    }
+
+    /// Starts copying: `input` into stdin (if the set has one), stdout and
+    /// stderr (unless a terminal) into `out` and `err`.
+    pub fn attach(
+        &self,
+        input: Option<Box<dyn Read + Send>>,
+        out: Box<dyn Write + Send>,
+        err: Box<dyn Write + Send>,
+    ) -> Attached {
+        let (done_tx, done_rx) = mpsc::channel(2);
+        let mut outputs = 1;
+        spawn_reader(self.stdout.clone(), out, done_tx.clone());
+        if !self.terminal {
+            outputs += 1;
+            spawn_reader(self.stderr.clone(), err, done_tx);
+        }
+        let (eof_tx, eof_rx) = oneshot::channel();
+        if let (Some(path), Some(input)) = (self.stdin.clone(), input) {
+            spawn_writer(path, input, eof_tx);
+        }
+        Attached {
+            outputs,
+            done: done_rx,
+            stdin_eof: Some(eof_rx),
+            paths: [self.stdout.clone(), self.stderr.clone()],
+        }
+    }
+}
+
+impl Drop for FifoSet {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
+            tracing::debug!(dir = %self.dir.display(), error = %e, "fifo dir not removed");
+        }
+    }
+}
+
+fn spawn_reader(path: PathBuf, mut out: Box<dyn Write + Send>, done: mpsc::Sender<()>) {
+    std::thread::spawn(move || {
+        if let Ok(mut fifo) = OpenOptions::new().read(true).open(&path) {
+            let mut buf = [0u8; 32 << 10];
+            loop {
+                match fifo.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if out.write_all(&buf[..n]).and_then(|()| out.flush()).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let _ = done.blocking_send(());
+    });
+}
+
+fn spawn_writer(path: PathBuf, mut input: Box<dyn Read + Send>, eof: oneshot::Sender<()>) {
+    std::thread::spawn(move || {
+        if let Ok(mut fifo) = OpenOptions::new().write(true).open(&path) {
+            let _ = std::io::copy(&mut input, &mut fifo);
+        }
+        let _ = eof.send(());
+    });
+}
+
+/// The copies of one attached FIFO set.
+pub struct Attached {
+    outputs: usize,
+    done: mpsc::Receiver<()>,
+    stdin_eof: Option<oneshot::Receiver<()>>,
+    paths: [PathBuf; 2],
+}
+
+impl Attached {
+    /// Resolves when the input reached EOF and was written (never, without
+    /// input). The caller then sends Tasks.CloseIO.
+    pub fn stdin_eof(&mut self) -> Option<oneshot::Receiver<()>> {
+        self.stdin_eof.take()
+    }
+
+    /// Waits until stdout and stderr reached EOF (the shim closed them after
+    /// the process exited), at most `grace`; then unblocks any copy still
+    /// waiting for its peer, so nothing is left hanging. Returns whether
+    /// the copies finished by themselves.
+    pub async fn wait_output(mut self, grace: Duration) -> bool {
+        let all = async {
+            for _ in 0..self.outputs {
+                if self.done.recv().await.is_none() {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(grace, all).await.is_ok() {
+            return true;
+        }
+        tracing::debug!("output copies did not finish; releasing fifos");
+        for path in &self.paths {
+            release(path);
+        }
+        false
+    }
+}
+
+/// Opens `path` as a writer for a moment so a reader blocked in open()
+/// returns and then sees EOF.
+pub fn release(path: &Path) {
+    let _ = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn copies_both_ways_like_a_shim_peer() {
+        let base = tempfile::tempdir().expect("tmp");
+        let set = FifoSet::new(base.path(), "c1", true, false).expect("fifos");
+        let (stdin, stdout, stderr) = set.paths();
+        assert!(stdin.ends_with("/c1-stdin") && stdout.ends_with("/c1-stdout"));
+        let (out, err) = (Sink::default(), Sink::default());
+        let mut attached = set.attach(
+            Some(Box::new(std::io::Cursor::new(b"ping\n".to_vec()))),
+            Box::new(out.clone()),
+            Box::new(err.clone()),
+        );
+        let eof = attached.stdin_eof().expect("stdin");
+        // The peer: read stdin, write both outputs, close.
+        let peer = std::thread::spawn(move || {
+            let mut input = String::new();
+            std::fs::File::open(&stdin)
+                .and_then(|mut f| f.read_to_string(&mut input))
+                .expect("read stdin");
+            std::fs::write(&stdout, format!("got {input}")).expect("stdout");
+            std::fs::write(&stderr, b"warn\n").expect("stderr");
+        });
+        eof.await.expect("stdin eof");
+        assert!(attached.wait_output(Duration::from_secs(10)).await);
+        peer.join().expect("peer");
+        assert_eq!(out.0.lock().expect("lock").as_slice(), b"got ping\n");
+        assert_eq!(err.0.lock().expect("lock").as_slice(), b"warn\n");
+        let dir = set.dir.clone();
+        drop(set);
+        assert!(!dir.exists(), "fifo dir removed on drop");
+    }
+
+    #[tokio::test]
+    async fn wait_output_releases_a_peer_that_never_opened() {
+        let base = tempfile::tempdir().expect("tmp");
+        let set = FifoSet::new(base.path(), "c2", false, true).expect("fifos");
+        let attached = set.attach(None, Box::new(Sink::default()), Box::new(Sink::default()));
+        // No peer ever opens stdout: the copy must be released, not hang.
+        assert!(!attached.wait_output(Duration::from_millis(50)).await);
+    }
+}

@@ -1,0 +1,93 @@
+//! Driving a foreground process: start it after its Wait is in flight,
+//! forward signals, follow window resizes, close stdin at EOF, and collect
+//! its exit status once its output has drained.
+
+use std::time::Duration;
+
+use berth_client::cio::Attached;
+use berth_client::{Client, Error};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::exit::{CliError, start_failure_code};
+use super::tty;
+
+/// How long output may keep draining after the process exited.
+const OUTPUT_GRACE: Duration = Duration::from_secs(5);
+
+/// Starts process `exec_id` of `id` (empty: the init) and runs it to its
+/// end; returns its exit status (truncated to a byte, as a shell would).
+pub async fn drive(
+    client: &Client,
+    id: &str,
+    exec_id: &str,
+    mut attached: Attached,
+    tty: bool,
+) -> Result<u8, CliError> {
+    let waiter = {
+        let (client, id, exec_id) = (client.clone(), id.to_string(), exec_id.to_string());
+        tokio::spawn(async move { client.wait_task(&id, &exec_id).await })
+    };
+    if let Err(e) = client.start_task(id, exec_id).await {
+        waiter.abort();
+        return Err(CliError {
+            code: start_failure_code(&e),
+            message: super::exit::sentence(&e),
+        });
+    }
+    if tty {
+        resize(client, id, exec_id).await;
+    }
+    let mut winch = signal(SignalKind::window_change()).ok();
+    let mut sigint = signal(SignalKind::interrupt()).ok();
+    let mut sigterm = signal(SignalKind::terminate()).ok();
+    let mut stdin_eof = attached.stdin_eof();
+    let mut waiter = waiter;
+    let status = loop {
+        tokio::select! {
+            done = &mut waiter => {
+                break done.map_err(|e| CliError::usage(format!("waiting for the process failed: {e}")))??;
+            }
+            Some(()) = recv(&mut winch) => {
+                if tty {
+                    resize(client, id, exec_id).await;
+                }
+            }
+            Some(()) = recv(&mut sigint) => forward(client, id, exec_id, libc::SIGINT).await,
+            Some(()) = recv(&mut sigterm) => forward(client, id, exec_id, libc::SIGTERM).await,
+            Ok(()) = async { match stdin_eof.as_mut() { Some(rx) => rx.await, None => std::future::pending().await } } => {
+                stdin_eof = None;
+                if let Err(e) = client.close_stdin(id, exec_id).await {
+                    tracing::debug!(error = %e, "close stdin");
+                }
+            }
+        }
+    };
+    attached.wait_output(OUTPUT_GRACE).await;
+    Ok((status.exit_status & 0xff) as u8)
+}
+
+async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match sig {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn forward(client: &Client, id: &str, exec_id: &str, sig: i32) {
+    match client.kill_task(id, exec_id, sig as u32, false).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(e) => tracing::warn!(error = %e, signal = sig, "cannot forward signal"),
+    }
+}
+
+async fn resize(client: &Client, id: &str, exec_id: &str) {
+    if let Some((cols, rows)) = tty::window_size() {
+        let r: Result<(), Error> = client
+            .resize_pty(id, exec_id, u32::from(cols), u32::from(rows))
+            .await;
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "resize");
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Containers from images: snapshot, spec, record — and their removal.
+
+use std::collections::HashMap;
+
+use berth_api::any::{SPEC_TYPE_URL, pack, pack_json};
+use berth_api::containerd::runc::v1::Options as RuncOptions;
+use berth_api::containerd::services::containers::v1::container::Runtime;
+use berth_api::containerd::services::containers::v1::{
+    Container, CreateContainerRequest, DeleteContainerRequest, GetContainerRequest,
+    ListContainersRequest,
+};
+use berth_api::containerd::services::snapshots::v1::{
+    MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest,
+};
+use berth_api::containerd::types::Mount;
+
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::spec::{self, SpecOptions};
+
+/// The runtime every container is created with.
+pub const DEFAULT_RUNTIME: &str = "io.containerd.runc.v2";
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct NewContainer {
+    /// Container ID (also the snapshot key).
+    pub id: String,
+    /// Image name as stored.
+    pub image: String,
+    /// Snapshotter holding the image's layers.
+    pub snapshotter: String,
+    /// Labels on top of the image's.
+    pub labels: HashMap<String, String>,
+    /// Spec options on top of the image config.
+    pub spec: SpecOptions,
+}
+
+impl Client {
+    /// Creates container `new.id` from an image, as `ctr run` does: prepare
+    /// a snapshot on the image's top chain ID, build an OCI spec from the
+    /// image config (users resolved in the snapshot's /etc files), and
+    /// store the record with runtime `io.containerd.runc.v2`.
+    ///
+    /// On failure after the snapshot was prepared, the snapshot is removed.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: berth_client::Client) -> berth_client::Result<()> {
+    /// use berth_client::container::NewContainer;
+    /// use berth_client::spec::SpecOptions;
+    ///
+    /// let created = client
+    ///     .create_container(NewContainer {
+    ///         id: "web".into(),
+    ///         image: "docker.io/library/busybox:latest".into(),
+    ///         snapshotter: berth_client::DEFAULT_SNAPSHOTTER.into(),
+    ///         labels: Default::default(),
+    ///         spec: SpecOptions { args: vec!["sleep".into(), "60".into()], ..Default::default() },
+    ///     })
+    ///     .await?;
+    /// println!("created {}", created.id);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn create_container(&self, new: NewContainer) -> Result<Container> {
+        let image = self.resolve_image(&new.image).await?;
+        let snaps = self.snapshots(&new.snapshotter);
+        let mounts = snaps
+            .client
+            .clone()
+            .prepare(PrepareSnapshotRequest {
+                snapshotter: new.snapshotter.clone(),
+                key: new.id.clone(),
+                parent: image.chain_id(),
+                labels: HashMap::new(),
+            })
+            .await
+            .map_err(Error::at("Snapshots.Prepare"))?
+            .into_inner()
+            .mounts;
+        let created = self.create_record(&new, &image.config, &mounts).await;
+        if created.is_err() {
+            let _ = self.remove_snapshot(&new.snapshotter, &new.id).await;
+        }
+        created
+    }
+
+    async fn create_record(
+        &self,
+        new: &NewContainer,
+        config: &oci_spec::image::ImageConfiguration,
+        mounts: &[Mount],
+    ) -> Result<Container> {
+        let users = crate::rootfs::user_db(mounts);
+        let generated = spec::generate(self.namespace(), &new.id, config, &users, &new.spec)?;
+        let mut labels: HashMap<String, String> = generated.labels.into_iter().collect();
+        labels.extend(new.labels.clone());
+        let spec_json = serde_json::to_vec(&generated.spec).map_err(|source| Error::Parse {
+            what: "generated spec".into(),
+            source,
+        })?;
+        let container = Container {
+            id: new.id.clone(),
+            labels,
+            image: new.image.clone(),
+            runtime: Some(Runtime {
+                name: DEFAULT_RUNTIME.to_string(),
+                options: Some(pack(&RuncOptions::default())),
+            }),
+            spec: Some(pack_json(SPEC_TYPE_URL, spec_json)),
+            snapshotter: new.snapshotter.clone(),
+            snapshot_key: new.id.clone(),
+            ..Container::default()
+        };
+        self.containers()
+            .create(CreateContainerRequest {
+                container: Some(container),
+            })
+            .await
+            .map_err(Error::at("Containers.Create"))?
+            .into_inner()
+            .container
+            .ok_or(Error::Truncated("Containers.Create"))
+    }
+
+    /// Gets a container record.
+    pub async fn get_container(&self, id: &str) -> Result<Container> {
+        self.containers()
+            .get(GetContainerRequest { id: id.to_string() })
+            .await
+            .map_err(Error::at("Containers.Get"))?
+            .into_inner()
+            .container
+            .ok_or(Error::Truncated("Containers.Get"))
+    }
+
+    /// Lists container records matching `filters` (empty: all).
+    pub async fn list_containers(&self, filters: Vec<String>) -> Result<Vec<Container>> {
+        Ok(self
+            .containers()
+            .list(ListContainersRequest { filters })
+            .await
+            .map_err(Error::at("Containers.List"))?
+            .into_inner()
+            .containers)
+    }
+
+    /// The mounts of a container's rootfs snapshot.
+    pub async fn snapshot_mounts(&self, snapshotter: &str, key: &str) -> Result<Vec<Mount>> {
+        Ok(self
+            .snapshots(snapshotter)
+            .client
+            .mounts(MountsRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.to_string(),
+            })
+            .await
+            .map_err(Error::at("Snapshots.Mounts"))?
+            .into_inner()
+            .mounts)
+    }
+
+    /// Removes a snapshot; a missing one is not an error.
+    pub async fn remove_snapshot(&self, snapshotter: &str, key: &str) -> Result<()> {
+        match self
+            .snapshots(snapshotter)
+            .client
+            .remove(RemoveSnapshotRequest {
+                snapshotter: snapshotter.to_string(),
+                key: key.to_string(),
+            })
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(()),
+            Err(s) => Err(Error::rpc("Snapshots.Remove", s)),
+        }
+    }
+
+    /// Deletes a container record and its snapshot (the task must be gone).
+    pub async fn delete_container(&self, id: &str) -> Result<()> {
+        let container = self.get_container(id).await?;
+        if !container.snapshot_key.is_empty() {
+            self.remove_snapshot(&container.snapshotter, &container.snapshot_key)
+                .await?;
+        }
+        self.containers()
+            .delete(DeleteContainerRequest { id: id.to_string() })
+            .await
+            .map_err(Error::at("Containers.Delete"))?;
+        Ok(())
+    }
+}
+
+/// The OCI spec stored in a container record, parsed.
+pub fn container_spec(container: &Container) -> Result<serde_json::Value> {
+    let any = container
+        .spec
+        .as_ref()
+        .ok_or_else(|| Error::InvalidArgument(format!("container {} has no spec", container.id)))?;
+    serde_json::from_slice(&any.value).map_err(|source| Error::Parse {
+        what: format!("spec of container {}", container.id),
+        source,
+    })
+}
