@@ -1,5 +1,8 @@
 //! Namespaces through the real `ctr`, with containerd's behaviour as the reference.
 
+use berth_api::containerd::services::namespaces::v1::{
+    DeleteNamespaceRequest, namespaces_client::NamespacesClient,
+};
 use berth_tests::{Berthd, ctr, ctr_ok, require_root};
 
 fn ls_line(d: &Berthd, name: &str) -> Option<String> {
@@ -36,19 +39,26 @@ fn create_label_list_remove() {
 }
 
 #[test]
-fn removing_an_unknown_namespace_is_done() {
-    if !require_root("removing_an_unknown_namespace_is_done") {
+fn removing_an_unknown_namespace_is_not_found_and_ctr_is_done() {
+    if !require_root("removing_an_unknown_namespace_is_not_found_and_ctr_is_done") {
         return;
     }
     let d = Berthd::start();
     let ghost = d.namespace();
-    // containerd answers NotFound; ctr treats that as done (a warning) and exits 0.
+    // containerd answers NotFound ...
+    let code = berth_tests::block_on(async {
+        let mut client = NamespacesClient::new(berth_tests::channel(d.socket()).await);
+        client
+            .delete(DeleteNamespaceRequest { name: ghost.clone() })
+            .await
+            .expect_err("deleting an unknown namespace must fail")
+            .code()
+    });
+    assert_eq!(code, tonic::Code::NotFound);
+    // ... and ctr treats that as done: it prints the name and exits 0.
     let out = ctr(&d.socket(), "default", &["namespaces", "rm", &ghost]);
     assert!(out.success(), "{out:?}");
-    assert!(
-        out.stderr.to_lowercase().contains("not found"),
-        "expected ctr's not-found warning: {out:?}"
-    );
+    assert_eq!(out.stdout.trim(), ghost);
 }
 
 #[test]

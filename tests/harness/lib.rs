@@ -16,9 +16,11 @@
 //! ```
 
 mod daemon;
+mod grpc;
 mod root;
 mod tools;
 
 pub use daemon::Berthd;
+pub use grpc::{block_on, channel, in_ns};
 pub use root::{is_ci, require_root};
 pub use tools::{Output, bin_path, ctr, ctr_ok, unique_name};
