@@ -188,6 +188,8 @@ async fn abort_drops_the_ingest() {
         .await
         .expect("writer");
     w.write_at(0, b"abc".to_vec()).await.expect("write");
+    let busy = f.store.abort("ns", "r").await;
+    assert!(matches!(busy, Err(ContentError::Locked { .. })), "{busy:?}");
     drop(w);
     f.store.abort("ns", "r").await.expect("abort");
     assert!(

@@ -54,7 +54,7 @@ pub enum ContentError {
         #[source]
         source: std::io::Error,
     },
-    #[error("content metadata")]
+    #[error(transparent)]
     Metadata(#[from] crate::metadata::Error),
     #[error("blocking content task failed")]
     Join(#[source] tokio::task::JoinError),

@@ -212,13 +212,14 @@ impl Ingest {
     pub fn commit(
         self,
         layout: &Layout,
+        reference: &str,
         size: u64,
         expected: Option<&Digest>,
     ) -> Result<Committed> {
         let data = self.dir.join(DATA_FILE);
         if size > 0 && size != self.offset {
             return Err(ContentError::SizeMismatch {
-                reference: self.backend_ref.clone(),
+                reference: reference.to_owned(),
                 expected: size,
                 actual: self.offset,
             });
@@ -226,7 +227,7 @@ impl Ingest {
         let digest = self.digest();
         if let Some(expected) = expected.filter(|e| **e != digest) {
             return Err(ContentError::DigestMismatch {
-                reference: self.backend_ref.clone(),
+                reference: reference.to_owned(),
                 expected: expected.to_string(),
                 actual: digest.to_string(),
             });
@@ -297,14 +298,12 @@ pub fn remove(layout: &Layout, backend_ref: &str) -> Result<bool> {
     Ok(true)
 }
 
-/// Every ingest directory on disk with the backend ref it records (if readable).
-pub fn list(layout: &Layout) -> Result<Vec<(PathBuf, Option<String>)>> {
+/// Every ingest directory on disk.
+pub fn list(layout: &Layout) -> Result<Vec<PathBuf>> {
     let dir = layout.ingests_dir();
     let mut out = Vec::new();
     for entry in fs::read_dir(&dir).map_err(ContentError::io(&dir))? {
-        let path = entry.map_err(ContentError::io(&dir))?.path();
-        let reference = read_file(&path.join(REF_FILE)).ok().flatten();
-        out.push((path, reference));
+        out.push(entry.map_err(ContentError::io(&dir))?.path());
     }
     Ok(out)
 }

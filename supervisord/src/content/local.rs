@@ -98,11 +98,19 @@ impl LocalStore {
     /// crash or an abort race); returns how many were removed.
     pub async fn remove_stray_ingests(&self) -> Result<usize> {
         self.blocking(|s| {
-            let live = s.db.content_ingest_backend_refs()?;
+            // Directories first, records second: a writer records its ingest before it
+            // creates the directory, and removes the directory before the record, so a
+            // directory no record names *after* the listing is stray (even one so new
+            // that its `ref` file is not written yet is named by a record already).
+            let dirs = ingest::list(&s.layout)?;
+            let live: std::collections::HashSet<_> =
+                s.db.content_ingest_backend_refs()?
+                    .iter()
+                    .map(|r| s.layout.ingest_dir(r))
+                    .collect();
             let mut removed = 0;
-            for (dir, backend_ref) in ingest::list(&s.layout)? {
-                let keep = backend_ref.is_some_and(|r| live.contains(&r));
-                if !keep {
+            for dir in dirs {
+                if !live.contains(&dir) {
                     ingest::remove_ingest_dir(&dir)?;
                     removed += 1;
                 }
@@ -111,6 +119,11 @@ impl LocalStore {
         })
         .await
     }
+}
+
+/// The ref lock of `reference` in namespace `ns` (a namespace never contains '/').
+fn lock_key(ns: &str, reference: &str) -> String {
+    format!("{ns}/{reference}")
 }
 
 fn info_of(digest: Digest, rec: BlobRecord) -> Info {
@@ -250,6 +263,8 @@ impl ContentStore for LocalStore {
     async fn status(&self, ns: &str, reference: &str) -> Result<Status> {
         let (ns, reference) = (ns.to_owned(), reference.to_owned());
         self.blocking(move |s| {
+            // Never pull an ingest from under a live writer (GC relies on this too).
+            let _lock = s.locks.try_lock(&lock_key(&ns, &reference), &reference)?;
             let rec =
                 s.db.content(&ns)
                     .ingest(&reference)?
@@ -281,6 +296,8 @@ impl ContentStore for LocalStore {
     async fn abort(&self, ns: &str, reference: &str) -> Result<()> {
         let (ns, reference) = (ns.to_owned(), reference.to_owned());
         self.blocking(move |s| {
+            // Never pull an ingest from under a live writer (GC relies on this too).
+            let _lock = s.locks.try_lock(&lock_key(&ns, &reference), &reference)?;
             let rec =
                 s.db.content(&ns)
                     .remove_ingest(&reference)?
@@ -302,7 +319,7 @@ impl ContentStore for LocalStore {
         self.blocking(move |s| {
             let lock = s
                 .locks
-                .try_lock(&format!("{ns}/{}", opts.reference), &opts.reference)?;
+                .try_lock(&lock_key(&ns, &opts.reference), &opts.reference)?;
             let records = s.db.content(&ns);
             // Linkable: the expected blob is on disk already (from another namespace).
             let shared = match &opts.expected {

@@ -110,7 +110,8 @@ pub trait ContentStore: Clone + Send + Sync + 'static {
         filter: Filter,
     ) -> impl Future<Output = Result<Vec<Status>>> + Send;
 
-    /// Drop the ingest `reference` and its bytes (NotFound without one).
+    /// Drop the ingest `reference` and its bytes (NotFound without one; Unavailable
+    /// while a writer holds it, so GC never pulls bytes from under a live writer).
     fn abort(&self, ns: &str, reference: &str) -> impl Future<Output = Result<()>> + Send;
 
     /// Open (or resume) the ingest `opts.reference`. Unavailable while another writer

@@ -239,7 +239,8 @@ impl ContentWriter for LocalWriter {
                     (digest, have)
                 }
                 WriterState::Active(ingest) => {
-                    let done = ingest.commit(&inner.layout, size, expected.as_ref())?;
+                    let done =
+                        ingest.commit(&inner.layout, &opts.reference, size, expected.as_ref())?;
                     (done.digest, done.size)
                 }
                 WriterState::Broken => {
