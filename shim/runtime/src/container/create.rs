@@ -47,6 +47,7 @@ impl Drop for Cleanup<'_> {
             if let Some((start, _)) = state::proc_stat(p.as_raw()) {
                 super::wait_gone(p.as_raw(), start, std::time::Duration::from_secs(5));
             }
+            super::reap_if_child(p.as_raw());
         }
         if let Some(cg) = &self.cgroup
             && let Err(e) = cg.remove()

@@ -111,7 +111,10 @@ pub fn exec(root: &RuntimeRoot, id: &str, opts: &ExecOptions) -> Result<i32> {
     let _ = nix::sys::wait::waitpid(child, None);
     match parent_chan.recv() {
         Ok(None) => {}
-        Ok(Some((tag::ERROR, m))) => return Err(fail(String::from_utf8_lossy(&m).into_owned())),
+        Ok(Some((tag::ERROR, m))) => {
+            super::reap_if_child(pid);
+            return Err(fail(String::from_utf8_lossy(&m).into_owned()));
+        }
         Ok(Some((t, _))) => return Err(fail(format!("unexpected sync message {:?}", t as char))),
         Err(e) => return Err(Error::sys("sync", e)),
     }

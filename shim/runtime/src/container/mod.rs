@@ -134,3 +134,18 @@ pub(crate) fn wait_gone(pid: i32, start: u64, timeout: std::time::Duration) -> b
     }
     true
 }
+
+/// Reaps `pid` if it is our child (we are a subreaper and it was reparented to us):
+/// an unreaped process inside a pid namespace keeps that namespace's init from exiting.
+pub(crate) fn reap_if_child(pid: i32) {
+    let ours = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let after = s.get(s.rfind(')')? + 2..)?.to_owned();
+            after.split(' ').nth(1)?.parse::<i32>().ok()
+        })
+        .is_some_and(|ppid| ppid == std::process::id() as i32);
+    if ours {
+        let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+    }
+}

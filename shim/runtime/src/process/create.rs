@@ -105,6 +105,10 @@ pub(crate) fn enter_namespaces(
 pub fn intermediate(ctx: &InitCtx, chan: &Chan) -> ! {
     let r = (|| -> R {
         chan.expect(tag::GO)?;
+        // Until it execs the user's program, init runs the runtime binary: keep
+        // `/proc/<pid>/exe` closed to container processes (CVE-2019-5736 class).
+        // SAFETY: plain prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         enter_namespaces(&ctx.ns_fds, ctx.ns.new_user, ctx.ns.unshare, chan)?;
         if !ctx.time_offsets.is_empty() {
             let text: String = ctx
