@@ -131,6 +131,15 @@ impl Bundle {
             .ok()
     }
 
+    /// The container init's pid from `init.pid`, if readable.
+    pub fn init_pid(&self) -> Option<u32> {
+        std::fs::read_to_string(self.path.join(INIT_PID_FILE))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Remove the bundle. Refuses (and leaves everything) while `rootfs/` is still a
     /// mount point, so a failed unmount never deletes container files. Missing is fine.
     pub fn remove(&self) -> Result<(), TaskError> {

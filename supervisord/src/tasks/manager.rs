@@ -87,7 +87,8 @@ pub(super) struct Task {
     pub(super) shim: Arc<dyn ShimApi>,
     pub(super) pid: u32,
     pub(super) shim_pid: u32,
-    pub(super) stdio: Stdio,
+    /// Filled at Create, or from the shim's State after a restart.
+    pub(super) stdio: Mutex<Stdio>,
     /// Exec ids added and not yet deleted.
     pub(super) execs: Mutex<HashSet<String>>,
     /// The init's exit as the shim's /tasks/exit event told it.
@@ -96,6 +97,8 @@ pub(super) struct Task {
     pub(super) dead: watch::Sender<Option<Exit>>,
     /// Set while Delete runs: the shim exiting then is expected.
     pub(super) deleting: AtomicBool,
+    /// Set once the dead-shim path started (it runs once).
+    pub(super) dying: AtomicBool,
 }
 
 impl Task {
@@ -113,11 +116,12 @@ impl Task {
             shim,
             pid,
             shim_pid,
-            stdio,
+            stdio: Mutex::new(stdio),
             execs: Mutex::new(HashSet::new()),
             last_exit: Mutex::new(None),
             dead: watch::channel(None).0,
             deleting: AtomicBool::new(false),
+            dying: AtomicBool::new(false),
         }
     }
 
@@ -129,6 +133,20 @@ impl Task {
         self.execs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(super) fn stdio(&self) -> Stdio {
+        self.stdio
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(super) fn set_stdio(&self, stdio: Stdio) {
+        *self
+            .stdio
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = stdio;
     }
 
     pub(super) fn set_last_exit(&self, exit: Exit) {
@@ -547,7 +565,7 @@ impl TaskManager {
                         id: t.id.clone(),
                         pid: t.pid,
                         status: Status::Unknown,
-                        stdio: t.stdio.clone(),
+                        stdio: t.stdio(),
                         exit_status: 0,
                         exited_at: None,
                     });
@@ -710,13 +728,6 @@ impl TaskManager {
             .map_err(TaskError::shim(id, "update"))
     }
 
-    /// Tasks.Checkpoint is not built.
-    pub fn checkpoint(&self, _ns: &str, id: &str) -> Result<(), TaskError> {
-        Err(TaskError::NotImplemented(format!(
-            "checkpoint of task {id:?} is not implemented in berth"
-        )))
-    }
-
     /// Tasks.Metrics: cgroup metrics of the namespace's live tasks matching `filter`
     /// (fields `id`, `namespace`).
     pub async fn metrics(&self, ns: &str, filter: &Filter) -> Result<Vec<Metric>, TaskError> {
@@ -842,7 +853,7 @@ async fn process_state(task: &Task, exec_id: &str) -> Result<ProcessState, TaskE
             pid: if exec_id.is_empty() { task.pid } else { 0 },
             status: Status::Stopped,
             stdio: if exec_id.is_empty() {
-                task.stdio.clone()
+                task.stdio()
             } else {
                 Stdio::default()
             },

@@ -235,10 +235,6 @@ async fn task_lifecycle_and_codes() {
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     }
     assert!(e.mgr.list(NS).await.expect("list").is_empty());
-    assert_eq!(
-        e.mgr.checkpoint(NS, "c1").expect_err("checkpoint").kind(),
-        ErrorKind::NotImplemented
-    );
 }
 
 #[tokio::test]
@@ -426,8 +422,8 @@ async fn metrics_filter_by_id() {
 
 #[tokio::test]
 async fn recovery_reconnects_live_shims_and_cleans_dead_ones() {
-    let e = env();
-    for id in ["live", "exited", "dead"] {
+    let mut e = env();
+    for id in ["live", "exited", "dead", "hung"] {
         e.container(id, "io.containerd.runc.v2", SPEC);
         e.create(id).await.expect("create");
         e.mgr.start(NS, id, "").await.expect("start");
@@ -438,10 +434,23 @@ async fn recovery_reconnects_live_shims_and_cleans_dead_ones() {
 
     // berthd goes away; meanwhile one task exits and one shim dies.
     let launcher = e.launcher.clone();
-    let before = e.mgr.clone();
-    drop(before);
+    let mgr2 = TaskManager::new(
+        e.db.clone(),
+        e.events.clone(),
+        e.state.clone(),
+        launcher.clone(),
+    );
+    // The old manager is gone with everything it watched.
+    drop(std::mem::replace(&mut e.mgr, mgr2.clone()));
     launcher.shim(NS, "exited").exit("", 7);
-    launcher.shim(NS, "dead").st().dead = true;
+    {
+        let dead = launcher.shim(NS, "dead");
+        let mut st = dead.st();
+        st.dead = true;
+        st.gone = true;
+    }
+    // Its process is alive but it does not answer.
+    launcher.shim(NS, "hung").st().dead = true;
 
     let mgr2 = TaskManager::new(
         e.db.clone(),
@@ -451,7 +460,7 @@ async fn recovery_reconnects_live_shims_and_cleans_dead_ones() {
     );
     let mut events = Box::pin(e.events.subscribe(Filter::all()));
     let found = mgr2.recover().await;
-    assert_eq!((found.live, found.dead, found.empty_dirs), (2, 1, 1));
+    assert_eq!((found.live, found.dead, found.empty_dirs), (3, 1, 1));
     assert!(!empty.exists());
 
     assert_eq!(
@@ -483,6 +492,22 @@ async fn recovery_reconnects_live_shims_and_cleans_dead_ones() {
     );
     let ev: TaskExit = berth_api::any::unpack(&got[0].event).expect("TaskExit");
     assert_eq!((ev.container_id.as_str(), ev.exit_status), ("dead", 137));
+
+    // The hung shim is found out in the background: STOPPED, cleaned up.
+    let exit = tokio::time::timeout(T, mgr2.wait(NS, "hung", ""))
+        .await
+        .expect("ends")
+        .expect("wait");
+    assert_eq!(exit.status, 137);
+    let p = mgr2.get(NS, "hung", "").await.expect("hung");
+    assert_eq!((p.status, p.exit_status), (Status::Stopped, 137));
+    assert!(!Bundle::at(&e.state, NS, "hung").path.exists());
+    let cleaned = launcher.cleanups();
+    assert_eq!(
+        cleaned.iter().filter(|c| c.1 == "hung").count(),
+        1,
+        "cleaned once: {cleaned:?}"
+    );
 
     // The recovered live task works as before.
     mgr2.kill(NS, "live", "", 9, false)

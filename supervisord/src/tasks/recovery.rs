@@ -2,8 +2,10 @@
 //! watcher, and exit events.
 //!
 //! * **Recovery** (before serving): every bundle under `<state>/tasks/<ns>/<id>` is
-//!   checked in parallel. A shim that answers `Connect` is live: its task goes back in
-//!   the table (the shim still holds exit statuses, so an exit during the downtime reads
+//!   checked in parallel. A shim whose process is alive (`shim.pid`, its command line
+//!   naming the bundle) is attached at once with a lazy connection and confirmed by
+//!   `Connect` in the background (no answer: the dead-shim path below); otherwise a real
+//!   connect is tried. A live shim's task goes back in the table (the shim still holds exit statuses, so an exit during the downtime reads
 //!   STOPPED with its real status). A shim that does not answer is dead: `berth-shim
 //!   delete` kills what is left and unmounts the rootfs, `/tasks/exit` and
 //!   `/tasks/delete` are published and the bundle is removed (containerd's
@@ -34,6 +36,15 @@ pub struct Recovered {
     pub live: usize,
     pub dead: usize,
     pub empty_dirs: usize,
+}
+
+/// How one bundle was recovered.
+enum Outcome {
+    /// Live by its process; `Connect` still to confirm.
+    Attached(Arc<Task>),
+    /// Live: answered `Connect`.
+    Connected,
+    Dead,
 }
 
 impl TaskManager {
@@ -93,12 +104,21 @@ impl TaskManager {
         }
         let results =
             futures::future::join_all(bundles.into_iter().map(|b| self.recover_one(b))).await;
-        for live in results {
-            if live {
-                found.live += 1;
-            } else {
-                found.dead += 1;
+        let mut attached = Vec::new();
+        for outcome in results {
+            match outcome {
+                Outcome::Attached(task) => {
+                    found.live += 1;
+                    attached.push(task);
+                }
+                Outcome::Connected => found.live += 1,
+                Outcome::Dead => found.dead += 1,
             }
+        }
+        // Confirmed after the table is complete, so serving need not wait for them.
+        for task in attached {
+            let this = self.clone();
+            tokio::spawn(async move { this.confirm(task).await });
         }
         tracing::info!(
             live = found.live,
@@ -110,82 +130,127 @@ impl TaskManager {
         found
     }
 
-    /// Reconnect one bundle's shim; true if it is live.
-    async fn recover_one(&self, b: Bundle) -> bool {
+    /// Reconnect one bundle's shim; true if it is live. A shim whose process is alive is
+    /// attached without a round trip and confirmed in the background; otherwise a real
+    /// connect is tried before the bundle counts as dead.
+    async fn recover_one(&self, b: Bundle) -> Outcome {
         let inner = &self.inner;
+        if let Ok(c) = inner.launcher.attach(&b) {
+            return Outcome::Attached(self.register(b, c));
+        }
         match inner.launcher.connect(&b).await {
             Ok(c) => {
-                let st = c
-                    .shim
-                    .state(berth_api::berth::shim::v1::StateRequest {
-                        id: b.id.clone(),
-                        exec_id: String::new(),
-                    })
-                    .await;
-                let stdio = match &st {
-                    Ok(s) => Stdio {
-                        stdin: s.stdin.clone(),
-                        stdout: s.stdout.clone(),
-                        stderr: s.stderr.clone(),
-                        terminal: s.terminal,
-                    },
-                    Err(_) => Stdio::default(),
-                };
-                let pid = st.as_ref().map_or(c.task_pid, |s| s.pid);
-                let key = (b.namespace.clone(), b.id.clone());
-                let task = Arc::new(Task::new(b, c.shim, pid, c.shim_pid, stdio));
-                inner.table().insert(key, Slot::Ready(task.clone()));
-                tracing::info!(namespace = %task.namespace, id = %task.id, pid, "task reconnected");
-                self.watch_shim(task);
-                true
+                let task = self.register(b, c);
+                self.refresh_state(&task).await;
+                Outcome::Connected
             }
             Err(error) => {
                 tracing::warn!(namespace = %b.namespace, id = %b.id, %error, "shim is dead; cleaning up");
-                let (pid, exit) = match inner.launcher.cleanup(&b).await {
-                    Ok(r) => (
-                        r.pid,
-                        Exit {
-                            status: r.exit_status,
-                            at: r.exited_at,
-                        },
-                    ),
-                    Err(error) => {
-                        tracing::warn!(namespace = %b.namespace, id = %b.id, %error, "dead shim cleanup failed");
-                        (
-                            0,
-                            Exit {
-                                status: UNKNOWN_EXIT,
-                                at: now(),
-                            },
-                        )
-                    }
-                };
-                inner.events.emit(
-                    &b.namespace,
-                    "/tasks/exit",
-                    berth_api::any::pack(&TaskExit {
-                        container_id: b.id.clone(),
-                        id: b.id.clone(),
-                        pid,
-                        exit_status: exit.status,
-                        exited_at: exit.at,
-                    }),
-                );
-                inner.events.emit(
-                    &b.namespace,
-                    "/tasks/delete",
-                    berth_api::any::pack(&TaskDelete {
-                        container_id: b.id.clone(),
-                        pid,
-                        exit_status: exit.status,
-                        exited_at: exit.at,
-                        id: b.id.clone(),
-                    }),
-                );
-                inner.remove_files(&b);
-                false
+                self.cleanup_dead_bundle(&b).await;
+                Outcome::Dead
             }
         }
+    }
+
+    fn register(&self, b: Bundle, c: super::shim_manager::Connected) -> Arc<Task> {
+        let key = (b.namespace.clone(), b.id.clone());
+        let task = Arc::new(Task::new(
+            b,
+            c.shim,
+            c.task_pid,
+            c.shim_pid,
+            Stdio::default(),
+        ));
+        self.inner.table().insert(key, Slot::Ready(task.clone()));
+        tracing::debug!(namespace = %task.namespace, id = %task.id, pid = task.pid, "task reconnected");
+        self.watch_shim(task.clone());
+        task
+    }
+
+    /// `Connect` to an attached shim; one that does not answer goes the dead-shim path.
+    async fn confirm(&self, task: Arc<Task>) {
+        let req = berth_api::berth::shim::v1::ConnectRequest {
+            id: task.id.clone(),
+        };
+        let alive = tokio::time::timeout(
+            super::shim_manager::LIVENESS_TIMEOUT,
+            task.shim.connect(req),
+        )
+        .await;
+        match alive {
+            Ok(Ok(_)) => self.refresh_state(&task).await,
+            Ok(Err(status)) => {
+                tracing::warn!(namespace = %task.namespace, id = %task.id, error = %status.message(), "shim does not answer");
+                self.shim_died(&task).await;
+            }
+            Err(_) => {
+                tracing::warn!(namespace = %task.namespace, id = %task.id, "shim Connect timed out");
+                self.shim_died(&task).await;
+            }
+        }
+    }
+
+    /// Fill the stdio paths from the shim's State (Get reports them for FIFO cleanup).
+    async fn refresh_state(&self, task: &Task) {
+        let req = berth_api::berth::shim::v1::StateRequest {
+            id: task.id.clone(),
+            exec_id: String::new(),
+        };
+        if let Ok(s) = task.shim.state(req).await {
+            task.set_stdio(Stdio {
+                stdin: s.stdin,
+                stdout: s.stdout,
+                stderr: s.stderr,
+                terminal: s.terminal,
+            });
+        }
+    }
+
+    /// containerd's cleanupAfterDeadShim for a bundle found at start.
+    async fn cleanup_dead_bundle(&self, b: &Bundle) {
+        let inner = &self.inner;
+        let (pid, exit) = match inner.launcher.cleanup(b).await {
+            Ok(r) => (
+                r.pid,
+                Exit {
+                    status: r.exit_status,
+                    at: r.exited_at.or_else(now),
+                },
+            ),
+            Err(error) => {
+                tracing::warn!(namespace = %b.namespace, id = %b.id, %error, "dead shim cleanup failed");
+                (
+                    b.init_pid().unwrap_or(0),
+                    Exit {
+                        status: UNKNOWN_EXIT,
+                        at: now(),
+                    },
+                )
+            }
+        };
+        inner.events.emit(
+            &b.namespace,
+            "/tasks/exit",
+            berth_api::any::pack(&TaskExit {
+                container_id: b.id.clone(),
+                id: b.id.clone(),
+                pid,
+                exit_status: exit.status,
+                exited_at: exit.at,
+            }),
+        );
+        inner.events.emit(
+            &b.namespace,
+            "/tasks/delete",
+            berth_api::any::pack(&TaskDelete {
+                container_id: b.id.clone(),
+                pid,
+                exit_status: exit.status,
+                exited_at: exit.at,
+                id: b.id.clone(),
+            }),
+        );
+        inner.remove_files(b);
     }
 
     /// Watch the task's shim process; when it dies outside Delete, run the dead-shim path.
@@ -209,7 +274,11 @@ impl TaskManager {
     /// The dead-shim path for a task in the table: clean up, mark STOPPED, publish exit.
     pub(super) async fn shim_died(&self, task: &Arc<Task>) {
         let inner = &self.inner;
-        if task.deleting.load(std::sync::atomic::Ordering::SeqCst) || !inner.is_current(task) {
+        use std::sync::atomic::Ordering;
+        if task.deleting.load(Ordering::SeqCst)
+            || !inner.is_current(task)
+            || task.dying.swap(true, Ordering::SeqCst)
+        {
             return;
         }
         tracing::warn!(namespace = %task.namespace, id = %task.id, shim_pid = task.shim_pid, "shim died");

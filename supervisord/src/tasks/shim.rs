@@ -64,18 +64,45 @@ impl GrpcShim {
         })
     }
 
-    async fn channel(path: &Path) -> Result<Channel, tonic::transport::Error> {
-        let path = path.to_owned();
+    /// A connection to `address` that dials only at the first call (restart recovery:
+    /// a hundred shims cost no round trip before serving).
+    pub fn connect_lazy(namespace: &str, address: &str) -> Self {
+        let path = socket_of(address);
+        let channel = Self::endpoint().connect_with_connector_lazy(Self::connector(path));
+        Self {
+            namespace: namespace.to_owned(),
+            client: ShimClient::new(channel)
+                .max_decoding_message_size(crate::server::MAX_MESSAGE_SIZE),
+        }
+    }
+
+    fn endpoint() -> Endpoint {
         // The URI is required by the API but unused: the connector dials the socket.
-        Endpoint::from_static("http://berth-shim.invalid")
-            .connect_timeout(CONNECT_TIMEOUT)
-            .connect_with_connector(tower::service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(path).await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            }))
+        Endpoint::from_static("http://berth-shim.invalid").connect_timeout(CONNECT_TIMEOUT)
+    }
+
+    fn connector(
+        path: PathBuf,
+    ) -> impl tower::Service<
+        Uri,
+        Response = TokioIo<tokio::net::UnixStream>,
+        Error = std::io::Error,
+        Future = impl Future<Output = std::io::Result<TokioIo<tokio::net::UnixStream>>> + Send,
+    > + Clone
+    + Send
+    + 'static {
+        tower::service_fn(move |_: Uri| {
+            let path = path.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(path).await?;
+                Ok::<_, std::io::Error>(TokioIo::new(stream))
+            }
+        })
+    }
+
+    async fn channel(path: &Path) -> Result<Channel, tonic::transport::Error> {
+        Self::endpoint()
+            .connect_with_connector(Self::connector(path.to_owned()))
             .await
     }
 

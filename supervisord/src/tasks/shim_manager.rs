@@ -48,6 +48,9 @@ pub trait Launcher: Send + Sync + std::fmt::Debug {
     async fn start(&self, bundle: &Bundle) -> Result<Connected, TaskError>;
     /// Connect to the shim a bundle names and check it is alive (`Connect`).
     async fn connect(&self, bundle: &Bundle) -> Result<Connected, TaskError>;
+    /// Without a round trip: the shim a bundle names if its process is alive, with a
+    /// connection that dials at first use. Callers confirm with `Connect` later.
+    fn attach(&self, bundle: &Bundle) -> Result<Connected, TaskError>;
     /// The dead-shim path: force-delete the container, unmount its rootfs; the exit the
     /// shim reports (137 when it had to kill).
     async fn cleanup(&self, bundle: &Bundle) -> Result<pb::DeleteResponse, TaskError>;
@@ -176,6 +179,32 @@ impl Launcher for ShimProcesses {
         self.dial(bundle, &address).await
     }
 
+    fn attach(&self, bundle: &Bundle) -> Result<Connected, TaskError> {
+        let id = format!("{}/{}", bundle.namespace, bundle.id);
+        let fail = |reason: &str| TaskError::ShimStart {
+            id: id.clone(),
+            reason: reason.to_owned(),
+        };
+        let shim_pid = bundle
+            .shim_pid()
+            .ok_or_else(|| fail("bundle has no shim.pid"))?;
+        if !is_shim_of(shim_pid, bundle) {
+            return Err(fail("shim process is gone"));
+        }
+        let address = bundle
+            .address()
+            .ok_or_else(|| fail("bundle has no address"))?;
+        if !super::shim::socket_of(&address).exists() {
+            return Err(fail("shim socket is gone"));
+        }
+        let shim = GrpcShim::connect_lazy(&bundle.namespace, &address);
+        Ok(Connected {
+            shim: Arc::new(shim),
+            shim_pid,
+            task_pid: bundle.init_pid().unwrap_or(0),
+        })
+    }
+
     async fn cleanup(&self, bundle: &Bundle) -> Result<pb::DeleteResponse, TaskError> {
         let stdout = self.run("delete", bundle).await?;
         pb::DeleteResponse::decode(stdout.as_slice()).map_err(|e| TaskError::ShimStart {
@@ -187,6 +216,16 @@ impl Launcher for ShimProcesses {
     async fn exited(&self, _bundle: &Bundle, shim_pid: u32) {
         wait_pid_exit(shim_pid).await;
     }
+}
+
+/// Whether `pid` is a live shim serving `bundle`: its command line names the bundle
+/// (guards against a recycled pid).
+fn is_shim_of(pid: u32, bundle: &Bundle) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let want = bundle.path.as_os_str().as_encoded_bytes();
+    cmdline.split(|b| *b == 0).any(|arg| arg == want)
 }
 
 /// Resolves once process `pid` has exited (at once if it does not exist). Uses a pidfd,
