@@ -11,6 +11,7 @@
 //!                 snapshot records, GC roots (layout drawn in metadata/mod.rs)
 //! events/         the event exchange (an owned handle)
 //! services/       gRPC adapters only: proto <-> domain, error mapping
+//! tasks/          task manager: shims, bundles, restore on restart
 //! tasks/          task manager, shims, bundles, restart recovery (layout in tasks/mod.rs)
 //! ```
 //!
@@ -32,3 +33,4 @@ pub mod lock;
 pub mod metadata;
 pub mod server;
 pub mod services;
+pub mod tasks;

@@ -1,6 +1,8 @@
 //! `berthd`: parse flags and config, install the log subscriber, run the daemon until
 //! SIGTERM or SIGINT.
 
+use std::process::ExitCode;
+
 use anyhow::Context;
 use berth_supervisord::config::{Args, Config, LogFormat};
 use berth_supervisord::server::Daemon;
@@ -8,7 +10,19 @@ use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 
-fn main() -> anyhow::Result<()> {
+fn main() -> ExitCode {
+    match start() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // The cause chain on one line, no backtrace: this is for operators (the
+            // subscriber may not exist yet when configuration fails).
+            eprintln!("berthd: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start() -> anyhow::Result<()> {
     let config = Config::from_args(Args::parse()).context("load configuration")?;
     init_tracing(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

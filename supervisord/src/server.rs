@@ -32,7 +32,7 @@ use crate::services::introspection::{self, IntrospectionService, PluginInfo};
 use crate::services::{
     containers::ContainersService, content::ContentService, diff::DiffPlaceholder,
     events::EventsService, images::ImagesService, leases::LeasesService,
-    namespaces::NamespacesService, snapshots::SnapshotsPlaceholder, tasks::TasksPlaceholder,
+    namespaces::NamespacesService, snapshots::SnapshotsPlaceholder, tasks::TasksService,
     version::VersionService,
 };
 
@@ -107,7 +107,7 @@ pub fn plugins() -> Vec<PluginInfo> {
         ),
         PluginInfo::not_built(GRPC, "snapshots"),
         PluginInfo::not_built(GRPC, "diff"),
-        PluginInfo::not_built(GRPC, "tasks"),
+        PluginInfo::ok(GRPC, "tasks", &["io.containerd.metadata.v1"]),
     ]
 }
 
@@ -178,6 +178,19 @@ impl Daemon {
             socket,
             ..
         } = self;
+        // Tasks: reconnect to the shims before answering (the socket already queues).
+        let tasks = crate::tasks::TaskManager::new(
+            db.clone(),
+            events.clone(),
+            config.state.clone(),
+            std::sync::Arc::new(crate::tasks::ShimProcesses::new(
+                crate::tasks::ShimProcesses::default_binary(),
+                &config.address,
+                &config.state,
+            )),
+        );
+        tasks.spawn_event_listener();
+        tasks.recover().await;
         let m = MAX_MESSAGE_SIZE;
         macro_rules! svc {
             ($server:ident, $impl:expr) => {
@@ -222,7 +235,7 @@ impl Daemon {
                 ContainersServer,
                 ContainersService::new(db.clone(), events.clone())
             ))
-            .add_service(svc!(TasksServer, TasksPlaceholder))
+            .add_service(svc!(TasksServer, TasksService::new(tasks)))
             .add_service(svc!(EventsServer, EventsService::new(events.clone())));
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
