@@ -228,8 +228,9 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
     match run(&cli) {
         Ok(code) => code,
         Err(e) => {
-            tracing::error!(error = %format!("{e:#}"), "command failed");
-            eprintln!("berth-runc: {e:#}");
+            // The library's messages already carry their causes: print the top level.
+            tracing::error!(error = %e, "command failed");
+            eprintln!("berth-runc: {e}");
             1
         }
     }

@@ -554,3 +554,44 @@ fn bad_input_fails_clearly_and_leaves_nothing() {
         "no state dirs"
     );
 }
+
+#[test]
+fn v2_device_program_loads_and_is_enforced() {
+    if !need_root() {
+        return;
+    }
+    let unified = if Path::new("/sys/fs/cgroup/unified/cgroup.procs").exists() {
+        PathBuf::from("/sys/fs/cgroup/unified")
+    } else {
+        PathBuf::from("/sys/fs/cgroup")
+    };
+    struct Cg(PathBuf);
+    impl Drop for Cg {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+    let cg = Cg(unified.join(unique("bpfdev")));
+    std::fs::create_dir(&cg.0).expect("mkdir cgroup");
+    let rules: Vec<oci_spec::runtime::LinuxDeviceCgroup> = serde_json::from_str(
+        r#"[{"allow":false,"access":"rwm"},{"allow":true,"type":"c","major":1,"minor":3,"access":"rwm"}]"#,
+    )
+    .expect("rules");
+    let prog = berth_runtime::cgroups::devices_v2::program(&rules).expect("program");
+    berth_runtime::cgroups::devices_v2::attach(&prog, &cg.0).expect("the verifier accepts it");
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && echo x > /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null 2>&1 || echo zero-denied",
+        cg.0.display()
+    );
+    let o = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("sh");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("null-ok") && out.contains("zero-denied"),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

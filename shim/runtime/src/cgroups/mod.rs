@@ -8,7 +8,7 @@
 //! Paths: an absolute `cgroupsPath` is taken relative to each hierarchy's mount point; a
 //! relative one is placed under [`BERTH_PARENT`]; no path means `BERTH_PARENT/<id>`.
 
-mod devices_v2;
+pub mod devices_v2;
 mod fake;
 pub mod plan;
 mod stats;

@@ -52,10 +52,13 @@ impl V2 {
     }
 
     fn write_plan(&self, res: &LinuxResources) -> Result<(), CgroupError> {
-        if let Some(devs) = res.devices() {
-            super::devices_v2::check(devs)?;
-        }
         let dir = self.dir();
+        if let Some(devs) = res.devices() {
+            let mut all = devs.clone();
+            // The devices every container gets (see plan::DEFAULT_DEVICE_RULES).
+            all.extend(super::devices_v2::default_rules());
+            super::devices_v2::attach(&super::devices_v2::program(&all)?, &dir)?;
+        }
         for w in plan::v2(res)? {
             write_file(&dir, &w.file, &w.value)?;
         }
