@@ -8,17 +8,15 @@ use std::path::{Path, PathBuf};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, bind, listen, socket};
 use nix::unistd::{ForkResult, Pid, fork};
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+use oci_spec::runtime::LinuxIdMapping;
 
 use super::{CreateOptions, hook_state};
 use crate::cgroups::{self, CgroupManager};
 use crate::error::{Error, Result};
-use crate::namespaces;
 use crate::process::create::{InitCtx, intermediate};
-use crate::rootfs::{RootfsPlan, devices, mounts};
 use crate::state::{self, ContainerRecord, RuntimeRoot, START_SOCKET, Status};
 use crate::sync::{self, tag};
-use crate::{hooks, process, spec};
+use crate::{hooks, spec};
 
 /// Undoes a partial create on drop unless disarmed.
 pub(crate) struct Cleanup<'a> {
@@ -99,69 +97,12 @@ fn open_ns(path: &Path) -> Result<OwnedFd> {
 pub fn create(root: &RuntimeRoot, id: &str, bundle: &Path, opts: &CreateOptions) -> Result<i32> {
     state::validate_id(id)?;
     let b = spec::load(bundle)?;
+    let plan = super::plan::plan(&b, id, opts)?;
+    let ns = plan.ns.clone();
     let spec = &b.spec;
-    let linux = spec
-        .linux()
-        .as_ref()
-        .ok_or_else(|| Error::InvalidSpec("linux section is missing".into()))?;
-    let ns = namespaces::plan(linux)?;
-    namespaces::validate_spec(spec, &ns)?;
-    // Without a mount namespace the container shares the host's mounts: nothing can be
-    // mounted (it would change the host), the process is only chrooted into the rootfs.
-    let chroot_only = !ns.has(LinuxNamespaceType::Mount);
-    if chroot_only && spec.mounts().as_ref().is_some_and(|m| !m.is_empty()) {
-        tracing::warn!(
-            id,
-            "no mount namespace: mounts, devices and masked paths are not applied"
-        );
-    }
-    let process_spec = spec
-        .process()
-        .as_ref()
-        .ok_or_else(|| Error::InvalidSpec("process is missing".into()))?;
-    let pplan = process::plan(process_spec, linux.seccomp().as_ref())?;
-    if pplan.terminal && opts.console_socket.is_none() {
-        return Err(Error::InvalidSpec(
-            "process.terminal needs --console-socket".into(),
-        ));
-    }
-    let mut mount_ops = Vec::new();
-    for m in spec.mounts().iter().flatten() {
-        let mut op = mounts::plan(m)?;
-        if op.kind == mounts::Kind::Bind
-            && let Some(src) = &op.source
-            && src.is_relative()
-        {
-            op.source = Some(b.dir.join(src));
-        }
-        mount_ops.push(op);
-    }
-    let root_propagation = match linux.rootfs_propagation().as_deref() {
-        None | Some("") => None,
-        Some(p) => Some(mounts::propagation_of(p).ok_or_else(|| {
-            Error::InvalidSpec(format!("rootfsPropagation {p:?} is not a propagation mode"))
-        })?),
-    };
-    let devices = devices::plan(linux.devices().as_deref().unwrap_or(&[]))?;
-    let mut sysctl: Vec<(String, String)> = linux
-        .sysctl()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .collect();
-    sysctl.sort();
-    let mut time_offsets = Vec::new();
-    for (clock, off) in linux.time_offsets().iter().flatten() {
-        time_offsets.push((
-            clock.clone(),
-            off.secs().unwrap_or(0),
-            off.nanosecs().unwrap_or(0),
-        ));
-    }
-    let hooks_cfg = spec.hooks().clone().unwrap_or_default();
-    let prestart = hooks_cfg.prestart().clone().unwrap_or_default();
-    let create_runtime = hooks_cfg.create_runtime().clone().unwrap_or_default();
-    let cgroup_path = cgroups::container_path(linux.cgroups_path().as_deref(), id);
+    let prestart = plan.prestart.clone();
+    let create_runtime = plan.create_runtime.clone();
+    let cgroup_path = plan.cgroup_path.clone();
 
     // From here on everything is undone on error.
     let dir = root.create_dir(id)?;
@@ -182,7 +123,7 @@ pub fn create(root: &RuntimeRoot, id: &str, bundle: &Path, opts: &CreateOptions)
     let cgroup_dirs = cg.dirs();
     guard.cgroup = Some(cg);
     let cg = guard.cgroup.as_ref().expect("set just above");
-    cg.apply(linux.resources().as_ref())
+    cg.apply(plan.resources.as_ref())
         .map_err(|source| Error::Cgroup {
             id: id.to_owned(),
             source,
@@ -199,49 +140,23 @@ pub fn create(root: &RuntimeRoot, id: &str, bundle: &Path, opts: &CreateOptions)
         ns_files.push((*t, open_ns(p)?));
     }
     let (parent_chan, child_chan) = sync::pair()?;
+    let mut rootfs = plan.rootfs;
+    rootfs.cgroup_dirs = cgroup_dirs;
+    rootfs.cgroup2_host = cgroup2_host;
     let ctx = InitCtx {
-        ns: ns.clone(),
+        ns: plan.ns,
         ns_fds: ns_files.iter().map(|(t, f)| (*t, f.as_raw_fd())).collect(),
         start_listener: listener.as_raw_fd(),
         console: console.as_ref().map(|c| c.as_raw_fd()),
         preserve_fds: opts.preserve_fds,
-        process: pplan,
-        rootfs: RootfsPlan {
-            rootfs: b.rootfs.clone(),
-            mounts: mount_ops,
-            devices,
-            cgroup_dirs,
-            cgroup2_host,
-            new_cgroupns: ns.creates(LinuxNamespaceType::Cgroup),
-            in_userns: ns.has(LinuxNamespaceType::User),
-            no_pivot: opts.no_pivot,
-            chroot_only,
-            root_propagation,
-            readonly: spec
-                .root()
-                .as_ref()
-                .and_then(|r| r.readonly())
-                .unwrap_or(false),
-            masked: linux
-                .masked_paths()
-                .iter()
-                .flatten()
-                .map(PathBuf::from)
-                .collect(),
-            readonly_paths: linux
-                .readonly_paths()
-                .iter()
-                .flatten()
-                .map(PathBuf::from)
-                .collect(),
-            sysctl,
-        },
-        hostname: spec.hostname().clone().filter(|h| !h.is_empty()),
-        domainname: spec.domainname().clone().filter(|h| !h.is_empty()),
-        time_offsets,
+        process: plan.process,
+        rootfs,
+        hostname: plan.hostname,
+        domainname: plan.domainname,
+        time_offsets: plan.time_offsets,
         runtime_hooks: !prestart.is_empty() || !create_runtime.is_empty(),
-        create_container_hooks: hooks_cfg.create_container().clone().unwrap_or_default(),
-        start_container_hooks: hooks_cfg.start_container().clone().unwrap_or_default(),
+        create_container_hooks: plan.create_container,
+        start_container_hooks: plan.start_container,
     };
 
     // SAFETY: the runtime is single-threaded (a library contract); the child only
@@ -274,8 +189,8 @@ pub fn create(root: &RuntimeRoot, id: &str, bundle: &Path, opts: &CreateOptions)
     if ns.new_user {
         parent_chan.expect(tag::USERNS).map_err(fail)?;
         let pid = child.as_raw();
-        let gid_maps = linux.gid_mappings().as_deref().unwrap_or(&[]);
-        let uid_maps = linux.uid_mappings().as_deref().unwrap_or(&[]);
+        let gid_maps = plan.gid_mappings.as_slice();
+        let uid_maps = plan.uid_mappings.as_slice();
         for (file, text) in [
             ("uid_map", map_text(uid_maps)),
             ("gid_map", map_text(gid_maps)),

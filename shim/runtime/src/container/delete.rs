@@ -7,8 +7,21 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::{hook_state, load, run_warn_hooks, wait_gone};
+use crate::cgroups::CgroupManager;
 use crate::error::{Error, Result};
 use crate::state::{RuntimeRoot, Status};
+
+/// Sends SIGKILL (through `send`) to every process of the cgroup and to `init`, thawing
+/// a paused cgroup first: a frozen task cannot act on the signal.
+pub(crate) fn kill_all(cg: &dyn CgroupManager, paused: bool, init: i32, mut send: impl FnMut(i32)) {
+    if paused {
+        let _ = cg.freeze(false);
+    }
+    for p in cg.pids().unwrap_or_default() {
+        send(p);
+    }
+    send(init);
+}
 
 /// Deletes container `id`.
 pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
@@ -25,13 +38,14 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
         });
     }
     if l.status != Status::Stopped {
-        if l.status == Status::Paused {
-            let _ = l.cgroup.freeze(false);
-        }
-        for p in l.cgroup.pids().unwrap_or_default() {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-        }
-        let _ = kill(Pid::from_raw(l.rec.pid), Signal::SIGKILL);
+        kill_all(
+            l.cgroup.as_ref(),
+            l.status == Status::Paused,
+            l.rec.pid,
+            |p| {
+                let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+            },
+        );
         if !wait_gone(l.rec.pid, l.rec.pid_start, Duration::from_secs(10)) {
             return Err(Error::State {
                 id: id.to_owned(),
@@ -50,4 +64,32 @@ pub fn delete(root: &RuntimeRoot, id: &str, force: bool) -> Result<()> {
     root.remove_dir(id)?;
     tracing::info!(id, "deleted");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cgroups::{Fake, FakeCall};
+
+    #[test]
+    fn kill_all_thaws_first_and_kills_every_task() {
+        let cg = Fake::default();
+        cg.add_task(11).expect("add");
+        cg.add_task(12).expect("add");
+        cg.freeze(true).expect("freeze");
+        let mut sent = Vec::new();
+        kill_all(&cg, true, 10, |p| sent.push(p));
+        assert_eq!(sent, vec![11, 12, 10]);
+        assert_eq!(cg.calls().last(), Some(&FakeCall::Freeze(false)));
+        assert!(!cg.is_frozen().expect("state"));
+    }
+
+    #[test]
+    fn kill_all_leaves_a_running_cgroup_unthawed() {
+        let cg = Fake::default();
+        let mut sent = Vec::new();
+        kill_all(&cg, false, 10, |p| sent.push(p));
+        assert_eq!(sent, vec![10]);
+        assert!(cg.calls().is_empty());
+    }
 }

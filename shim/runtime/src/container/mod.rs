@@ -6,6 +6,7 @@ pub mod create;
 pub mod delete;
 pub mod exec;
 pub mod kill;
+pub mod plan;
 pub mod query;
 pub mod start;
 
