@@ -595,3 +595,64 @@ fn v2_device_program_loads_and_is_enforced() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+#[test]
+fn seccomp_profile_is_enforced() {
+    if !need_root() {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "mkdir /tmp/x 2>&1; echo after"]);
+    b.edit(|s| {
+        s["linux"]["seccomp"] = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        })
+    });
+    let r = Root::new();
+    let id = unique("seccomp");
+    let o = r.runc(&["run", "-b", b.path().to_str().expect("utf8"), &id]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        out.contains("Operation not permitted") && out.contains("after"),
+        "{out}"
+    );
+    assert!(!b.path().join("rootfs/tmp/x").exists());
+    // An action the compiler cannot enforce is refused at create, leaving nothing.
+    b.edit(|s| s["linux"]["seccomp"]["defaultAction"] = json!("SCMP_ACT_NOTIFY"));
+    let id = unique("seccomp");
+    let o = r.runc(&["run", "-b", b.path().to_str().expect("utf8"), &id]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("SCMP_ACT_NOTIFY"));
+    assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
+}
+
+#[test]
+fn user_namespace_maps_root() {
+    if !need_root() {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "cat /proc/self/uid_map; id -u"]);
+    b.edit(|s| {
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("ns")
+            .push(json!({"type": "user"}));
+        s["linux"]["uidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+    });
+    let r = Root::new();
+    let id = unique("userns");
+    let o = r.runc(&["run", "-b", b.path().to_str().expect("utf8"), &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let map: Vec<&str> = out
+        .lines()
+        .next()
+        .expect("map line")
+        .split_whitespace()
+        .collect();
+    assert_eq!(map, ["0", "200000", "65536"]);
+    assert_eq!(out.lines().nth(1), Some("0"));
+    assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
+}
