@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use berth_api::containerd::services::events::v1::{Envelope, SubscribeRequest};
 use futures::{Stream, StreamExt};
-use prost_reflect::{DescriptorPool, DynamicMessage};
+use prost_reflect::{DescriptorPool, DynamicMessage, Value as ReflectValue};
 use serde_json::{Value, json};
 
 use crate::client::Client;
@@ -51,8 +51,34 @@ fn pool() -> Option<&'static DescriptorPool> {
 pub fn any_json(any: &prost_types::Any) -> Option<Value> {
     let name = berth_api::any::type_name(&any.type_url);
     let desc = pool()?.get_message_by_name(name)?;
-    let msg = DynamicMessage::decode(desc, any.value.as_slice()).ok()?;
+    let mut msg = DynamicMessage::decode(desc, any.value.as_slice()).ok()?;
+    prefix_any_urls(&mut msg);
     serde_json::to_value(&msg).ok()
+}
+
+/// Gives nested `Any`s a `type.googleapis.com/` prefix: containerd uses
+/// bare names, which the JSON mapping cannot resolve.
+fn prefix_any_urls(msg: &mut DynamicMessage) {
+    if prost_reflect::ReflectMessage::descriptor(msg).full_name() == "google.protobuf.Any" {
+        if let Some(ReflectValue::String(url)) = msg.get_field_by_name_mut("type_url")
+            && !url.contains('/')
+        {
+            *url = format!("type.googleapis.com/{url}");
+        }
+        return;
+    }
+    for (_, value) in msg.fields_mut() {
+        prefix_value(value);
+    }
+}
+
+fn prefix_value(value: &mut ReflectValue) {
+    match value {
+        ReflectValue::Message(m) => prefix_any_urls(m),
+        ReflectValue::List(items) => items.iter_mut().for_each(prefix_value),
+        ReflectValue::Map(map) => map.values_mut().for_each(prefix_value),
+        _ => {}
+    }
 }
 
 /// RFC 3339 text of a protobuf timestamp.
@@ -106,6 +132,28 @@ mod tests {
         assert_eq!(v["event"]["containerId"], "c1");
         assert_eq!(v["event"]["exitStatus"], 3);
         assert_eq!(v["timestamp"], "2023-11-14T22:13:20.000000005Z");
+    }
+
+    #[test]
+    fn nested_bare_anys_decode() {
+        use berth_api::containerd::events::{ContainerCreate, container_create::Runtime};
+        let create = ContainerCreate {
+            id: "c1".into(),
+            image: "img".into(),
+            runtime: Some(Runtime {
+                name: "io.containerd.runc.v2".into(),
+                options: Some(berth_api::any::pack(
+                    &berth_api::containerd::runc::v1::Options::default(),
+                )),
+            }),
+        };
+        let v = any_json(&berth_api::any::pack(&create)).expect("decodes");
+        assert_eq!(v["id"], "c1");
+        assert_eq!(v["runtime"]["name"], "io.containerd.runc.v2");
+        assert_eq!(
+            v["runtime"]["options"]["@type"],
+            "type.googleapis.com/containerd.runc.v1.Options"
+        );
     }
 
     #[test]

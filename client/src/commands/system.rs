@@ -100,6 +100,8 @@ pub async fn info(ctx: &Ctx) -> CmdResult {
 /// `berthctl completion SHELL`.
 pub fn completion(args: CompletionArgs) -> CmdResult {
     let mut cmd = Cli::command();
-    clap_complete::generate(args.shell, &mut cmd, "berthctl", &mut std::io::stdout());
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut cmd, "berthctl", &mut script);
+    super::output::print_text(&String::from_utf8_lossy(&script));
     Ok(0)
 }
