@@ -538,6 +538,15 @@ async fn gc_helpers_remove_only_unreferenced() {
     let stray = f.store.layout().ingests_dir().join("stray");
     std::fs::create_dir_all(&stray).expect("stray");
     assert_eq!(f.store.remove_stray_ingests().await.expect("clean"), 1);
+    let orphan = f.store.layout().blob_path(&Digest::of(b"orphan"));
+    std::fs::write(&orphan, b"orphan").expect("orphan blob");
+    assert_eq!(f.store.remove_orphan_blobs().await.expect("orphans"), 1);
+    assert!(!orphan.exists());
+    assert_eq!(
+        f.store.disk_blobs().await.expect("disk"),
+        vec![(info.digest.clone(), 4)],
+        "the referenced blob stays"
+    );
     assert!(!stray.exists());
     assert_eq!(
         f.store

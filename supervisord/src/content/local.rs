@@ -94,6 +94,25 @@ impl LocalStore {
         .await
     }
 
+    /// Remove every blob file that no namespace references (left by a crash between the
+    /// rename and the record, or by an interrupted delete); returns how many. For GC at
+    /// start; commits wait for it.
+    pub async fn remove_orphan_blobs(&self) -> Result<usize> {
+        self.blocking(|s| {
+            let _link = s.link_lock();
+            let live = s.db.content_referenced_digests()?;
+            let mut removed = 0;
+            for (digest, _) in s.layout.walk_blobs()? {
+                if !live.contains(digest.as_str()) && s.layout.remove_blob(&digest)? {
+                    tracing::info!(%digest, "removed unreferenced blob");
+                    removed += 1;
+                }
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
     /// Remove ingest directories that no record names and no writer holds (left by a
     /// crash or an abort race); returns how many were removed.
     pub async fn remove_stray_ingests(&self) -> Result<usize> {

@@ -99,6 +99,26 @@ impl Db {
         })
     }
 
+    /// Every digest some namespace records or a shared ingest links, once.
+    pub fn content_referenced_digests(&self) -> Result<std::collections::BTreeSet<String>, Error> {
+        self.read(|txn| {
+            let mut out = std::collections::BTreeSet::new();
+            let blobs = txn.open_table(schema::CONTENT).map_err(store)?;
+            for entry in blobs.iter().map_err(store)? {
+                out.insert(entry.map_err(store)?.0.value().1.to_owned());
+            }
+            let ingests = txn.open_table(schema::CONTENT_INGESTS).map_err(store)?;
+            for entry in ingests.iter().map_err(store)? {
+                let (k, v) = entry.map_err(store)?;
+                let rec: IngestRecord = decode(k.value().1, v.value())?;
+                if let Some(s) = rec.shared {
+                    out.insert(s.digest);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Every `(namespace, digest)` with a blob record (GC marks these reachable or not).
     pub fn content_all_blobs(&self) -> Result<Vec<(String, String)>, Error> {
         self.read(|txn| {
