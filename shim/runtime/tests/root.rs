@@ -656,3 +656,37 @@ fn user_namespace_maps_root() {
     assert_eq!(out.lines().nth(1), Some("0"));
     assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
 }
+
+#[test]
+fn preserved_fds_reach_the_container() {
+    if !need_root() {
+        return;
+    }
+    let b = Bundle::new(&["sh", "-c", "cat <&3; ls /proc/self/fd | wc -l"]);
+    let r = Root::new();
+    let id = unique("preserve");
+    let msg = b.path().join("message");
+    std::fs::write(&msg, "through fd 3\n").expect("write");
+    let io = tempfile::tempdir().expect("tempdir");
+    let script = format!(
+        "exec 3< {}; exec {BIN} --root {} run --preserve-fds 1 -b {} {id} > {}/out 2> {}/err",
+        msg.display(),
+        r.dir.path().display(),
+        b.path().display(),
+        io.path().display(),
+        io.path().display()
+    );
+    let status = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(&script)
+        .status()
+        .expect("sh");
+    let out = std::fs::read_to_string(io.path().join("out")).expect("out");
+    let err = std::fs::read_to_string(io.path().join("err")).expect("err");
+    assert!(status.success(), "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("through fd 3"));
+    // 0, 1, 2, the preserved 3 and the directory fd of `ls`.
+    assert_eq!(lines.next().map(str::trim), Some("5"), "{out}");
+    assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
+}
