@@ -181,6 +181,11 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Compiled> {
     for sc in profile.syscalls().iter().flatten() {
         let aj = action_json(sc.action(), sc.errno_ret())?;
         let rules = entry_rules(sc.names(), sc.args().as_deref().unwrap_or(&[]));
+        // A rule with the default's own action just falls through to the default: it
+        // must not be let through by the default filter.
+        if aj == default_json {
+            continue;
+        }
         all.extend(rules.iter().cloned());
         if sc.action() != LinuxSeccompAction::ScmpActAllow {
             groups
@@ -198,11 +203,10 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Compiled> {
             filter_json(&all, default_json.clone(), json!("allow")),
         );
     }
-    for (i, (_, (action, aj, rules))) in groups.iter().enumerate() {
+    for (i, (_, (_, aj, rules))) in groups.iter().enumerate() {
         if *aj == default_json || rules.is_empty() {
             continue;
         }
-        let _ = action;
         doc.insert(
             format!("{}g{i}", i + 1),
             filter_json(rules, json!("allow"), aj.clone()),
@@ -235,9 +239,6 @@ pub fn compile(profile: &LinuxSeccomp) -> Result<Compiled> {
     names.sort();
     let mut filters = vec![x32_guard()];
     filters.extend(names.into_iter().map(|n| map[n].clone()));
-    if default == LinuxSeccompAction::ScmpActAllow && filters.len() == 1 {
-        // Allow-everything profile: the guard alone keeps x32 out.
-    }
     Ok(Compiled { filters, flags })
 }
 
@@ -349,6 +350,19 @@ mod tests {
         .expect("compile");
         assert_eq!(c.flags, SECCOMP_FILTER_FLAG_LOG);
         assert_eq!(c.filters.len(), 3, "guard, default, kill_process");
+    }
+
+    #[test]
+    fn rules_with_the_default_action_are_not_allowed_through() {
+        let c = compile(&profile(
+            r#"{"defaultAction":"SCMP_ACT_ERRNO","syscalls":[{"names":["read"],"action":"SCMP_ACT_ALLOW"},
+                {"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+        ))
+        .expect("compile");
+        assert_eq!(c.filters.len(), 2, "guard and default filter");
+        let jeq = |nr: u32| c.filters[1].iter().any(|i| i.code == 0x15 && i.k == nr);
+        assert!(jeq(0), "read (0) is matched and allowed");
+        assert!(!jeq(83), "mkdir (83) falls to the default ERRNO");
     }
 
     #[test]
