@@ -5,3 +5,4 @@
 
 mod daemon;
 mod namespaces;
+mod tasks;
