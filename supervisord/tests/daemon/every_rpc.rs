@@ -184,7 +184,7 @@ async fn every_rpc_of_the_eleven_services_answers() {
     rpc!(
         "Content.Abort",
         c.abort(ns(content::AbortRequest {
-            r#ref: "every-rpc".into()
+            r#ref: "every-rpc-abort".into()
         }))
     );
 

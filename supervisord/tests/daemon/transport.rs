@@ -293,3 +293,104 @@ async fn namespaces_survive_kill_9() {
             .all(|n| n.labels.get("i") == Some(&n.name))
     );
 }
+
+#[tokio::test]
+async fn in_flight_rpcs_finish_after_shutdown_starts() {
+    use berth_api::containerd::services::content::v1::{
+        InfoRequest, WriteAction, WriteContentRequest, content_client::ContentClient,
+    };
+    use sha2::Digest;
+
+    let mut d = TestDaemon::start().await;
+    let ch = d.channel().await;
+    // Ending subscriptions is the first thing shutdown does: it tells us when it began.
+    let mut signal = within(
+        "subscribe",
+        EventsClient::new(ch.clone()).subscribe(SubscribeRequest::default()),
+    )
+    .await
+    .expect("subscribe")
+    .into_inner();
+
+    let data = b"in-flight blob".to_vec();
+    let digest = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&data)));
+    let msg = |action: WriteAction| WriteContentRequest {
+        action: action as i32,
+        r#ref: "in-flight".into(),
+        ..Default::default()
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tx.send(msg(WriteAction::Stat)).await.expect("send stat");
+    let mut content = ContentClient::new(ch.clone());
+    let mut replies = within(
+        "write",
+        content.write(ns(tokio_stream::wrappers::ReceiverStream::new(rx))),
+    )
+    .await
+    .expect("write stream")
+    .into_inner();
+    within("stat", replies.message())
+        .await
+        .expect("stat")
+        .expect("reply");
+
+    let dir = std::mem::replace(&mut d.dir, tempfile::tempdir().expect("placeholder"));
+    let stopping = tokio::spawn(d.stop());
+    let ended = within("shutdown begins", signal.message()).await;
+    assert!(
+        !matches!(ended, Ok(Some(_))),
+        "subscription ends at shutdown"
+    );
+
+    // The stream opened before shutdown still completes.
+    let write = WriteContentRequest {
+        data: data.clone(),
+        ..msg(WriteAction::Write)
+    };
+    tx.send(write).await.expect("send write");
+    let r = within("write", replies.message())
+        .await
+        .expect("write")
+        .expect("reply");
+    assert_eq!(r.offset, data.len() as i64);
+    let len = i64::try_from(data.len()).expect("small");
+    let commit = WriteContentRequest {
+        total: len,
+        offset: len,
+        expected: digest.clone(),
+        ..msg(WriteAction::Commit)
+    };
+    tx.send(commit).await.expect("send commit");
+    let r = within("commit", replies.message())
+        .await
+        .expect("commit")
+        .expect("reply");
+    assert_eq!(r.digest, digest);
+    drop(tx);
+    drop(replies);
+    drop(content);
+    drop(ch);
+    within("stop", stopping)
+        .await
+        .expect("stop task")
+        .expect("serve returns Ok");
+
+    // New RPCs are not served once shutdown began; after a restart the blob is there.
+    let d = TestDaemon::start_in(dir).await;
+    let mut content = ContentClient::new(d.channel().await);
+    let info = within(
+        "info",
+        content.info(ns(InfoRequest {
+            digest: digest.clone(),
+        })),
+    )
+    .await;
+    assert_eq!(
+        info.expect("committed blob")
+            .into_inner()
+            .info
+            .expect("info")
+            .size,
+        len
+    );
+}
