@@ -6,7 +6,8 @@
 //! lib.rs            this API
 //! cli.rs            berth-runc's command line (cli_main)
 //! container/        one file per verb: create, start, kill, delete, exec, query (state,
-//!                   list, ps, pause, resume, stats, update)
+//!                   list, ps, pause, resume, stats, update); plan.rs: what create does,
+//!                   computed (and unit-tested) before anything exists
 //! process/          the container process: plan (parent) and apply (child); the fork
 //!                   sequence of create (process/create.rs draws it) and of exec
 //! state.rs          <root>/<id>/state.json (the on-disk layout is drawn there)
@@ -15,7 +16,7 @@
 //! rootfs/           mounts, devices, pivot_root, masked/read-only paths (paths.rs: no
 //!                   symlink ever leads a mount out of the rootfs)
 //! cgroups/          CgroupManager: V1 (hybrid too), V2, Fake; plan.rs (resources ->
-//!                   writes); stats.rs (Stats)
+//!                   writes); stats.rs (Stats); devices_v2.rs (v2 eBPF device program)
 //! capabilities.rs   the five sets
 //! seccomp.rs        OCI profile -> stacked seccompiler BPF filters
 //! hooks.rs tty.rs sync.rs security.rs default_spec.rs features.rs
