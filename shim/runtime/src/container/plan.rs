@@ -100,7 +100,7 @@ pub fn plan(b: &Bundle, id: &str, opts: &CreateOptions) -> Result<ContainerPlan>
     let create_runtime = hooks_cfg.create_runtime().clone().unwrap_or_default();
     let cgroup_path = cgroups::container_path(linux.cgroups_path().as_deref(), id);
 
-    if let Some(m) = linux.resources().as_ref().and_then(|r| r.memory().clone())
+    if let Some(m) = linux.resources().as_ref().and_then(|r| *r.memory())
         && (m.kernel().is_some() || m.kernel_tcp().is_some())
     {
         tracing::warn!(
