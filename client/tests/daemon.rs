@@ -276,3 +276,306 @@ fn usage_errors_are_exit_125() {
         .expect("help");
     assert_eq!(help.status.code(), Some(0));
 }
+
+// ---------------------------------------------------------------------------
+// Containers: these need root (overlay mounts, namespaces, cgroups) and
+// busybox-static, plus berth-shim next to berthd.
+
+fn needs_root(test: &str) -> bool {
+    if nix::unistd::geteuid().is_root() && Path::new("/bin/busybox").exists() {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test} needs root and /bin/busybox under CI=true"
+    );
+    eprintln!("{test}: skipped (needs root and /bin/busybox)");
+    false
+}
+
+fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(data)))
+}
+
+fn tar_file(b: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(data.len() as u64);
+    h.set_mode(mode);
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, path, data).expect("tar file");
+}
+
+fn tar_entry(b: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, link: &str) {
+    let mut h = tar::Header::new_gnu();
+    h.set_size(0);
+    h.set_mode(if kind == tar::EntryType::Directory {
+        0o755
+    } else {
+        0o777
+    });
+    h.set_mtime(0);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_entry_type(kind);
+    if kind == tar::EntryType::Symlink {
+        b.append_link(&mut h, path, link).expect("tar link");
+    } else {
+        b.append_data(&mut h, path, std::io::empty())
+            .expect("tar dir");
+    }
+}
+
+/// An OCI archive of a one-layer busybox image named `name`, with a user
+/// `app` (1000:1000) who is also in group `staff` (50).
+fn busybox_archive(dir: &Path, name: &str) -> PathBuf {
+    let mut layer = tar::Builder::new(Vec::new());
+    for d in ["bin", "etc", "tmp", "root"] {
+        tar_entry(&mut layer, d, tar::EntryType::Directory, "");
+    }
+    let busybox = std::fs::read("/bin/busybox").expect("busybox");
+    tar_file(&mut layer, "bin/busybox", &busybox, 0o755);
+    for applet in ["sh", "echo", "cat", "sleep", "id", "true"] {
+        tar_entry(
+            &mut layer,
+            &format!("bin/{applet}"),
+            tar::EntryType::Symlink,
+            "busybox",
+        );
+    }
+    tar_file(
+        &mut layer,
+        "etc/passwd",
+        b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/tmp:/bin/sh\n",
+        0o644,
+    );
+    tar_file(
+        &mut layer,
+        "etc/group",
+        b"root:x:0:\nwheel:x:10:root\napp:x:1000:\nstaff:x:50:app\n",
+        0o644,
+    );
+    let layer = layer.into_inner().expect("layer");
+    let config = serde_json::json!({
+        "architecture": berth_client::image::host_platform().1, "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(&layer)]}
+    })
+    .to_string()
+    .into_bytes();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                   "digest": sha256(&config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                    "digest": sha256(&layer), "size": layer.len()}]
+    })
+    .to_string()
+    .into_bytes();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": sha256(&manifest), "size": manifest.len(),
+                       "annotations": {"io.containerd.image.name": name,
+                                       "org.opencontainers.image.ref.name": "latest"}}]
+    })
+    .to_string()
+    .into_bytes();
+    let mut archive = tar::Builder::new(Vec::new());
+    tar_file(
+        &mut archive,
+        "oci-layout",
+        br#"{"imageLayoutVersion":"1.0.0"}"#,
+        0o644,
+    );
+    tar_file(&mut archive, "index.json", &index, 0o644);
+    for blob in [&layer, &config, &manifest] {
+        let digest = sha256(blob);
+        let hex = digest.trim_start_matches("sha256:");
+        tar_file(&mut archive, &format!("blobs/sha256/{hex}"), blob, 0o644);
+    }
+    let path = dir.join("busybox.tar");
+    std::fs::write(&path, archive.into_inner().expect("archive")).expect("write archive");
+    path
+}
+
+/// Removes the listed containers (forcefully) before the daemon goes.
+struct Containers<'a> {
+    daemon: &'a Daemon,
+    ns: String,
+    ids: Vec<String>,
+}
+
+impl Drop for Containers<'_> {
+    fn drop(&mut self) {
+        for id in &self.ids {
+            let _ = self.daemon.ctl(&self.ns, &["rm", "-f", id]);
+        }
+    }
+}
+
+/// Removes the namespace's parent cgroups (`/<ns>` under every v1
+/// controller and the unified mount) that the runtime leaves behind.
+struct NamespaceCgroups(String);
+
+impl Drop for NamespaceCgroups {
+    fn drop(&mut self) {
+        let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") else {
+            return;
+        };
+        for c in controllers.flatten() {
+            let dir = c.path().join(&self.0);
+            if dir.is_dir() {
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+}
+
+fn with_image(test: &str) -> Option<(Daemon, String, String)> {
+    if !needs_root(test) {
+        return None;
+    }
+    let d = Daemon::start(test)?;
+    let ns = unique("run");
+    let image = format!("berth.test/{ns}/busybox:latest");
+    let archive = busybox_archive(d.dir.path(), &image);
+    let out = d.ok(&ns, &["images", "import", archive.to_str().expect("utf8")]);
+    assert!(out.contains(&image), "{out}");
+    Some((d, ns, image))
+}
+
+#[test]
+fn run_rm_returns_the_exit_code_and_output() {
+    let Some((d, ns, image)) = with_image("run_rm_returns_the_exit_code_and_output") else {
+        return;
+    };
+    let _cgroups = NamespaceCgroups(ns.clone());
+    let out = d.ctl(
+        &ns,
+        &[
+            "run",
+            "--rm",
+            &image,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 5",
+        ],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(5),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("err"));
+    // --rm removed the container.
+    assert_eq!(d.ok(&ns, &["ps", "-a", "-q"]), "");
+
+    // The user resolves through the image's /etc/passwd and /etc/group.
+    let id = d.ok(&ns, &["run", "--rm", "-u", "app", &image, "id"]);
+    assert_eq!(id.trim(), "uid=1000(app) gid=1000(app) groups=50(staff)");
+
+    // Piped stdin reaches the container and EOF ends it.
+    let mut cat = d
+        .ctl_cmd(&ns, &["run", "--rm", "-i", &image, "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    use std::io::Write;
+    cat.stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"piped\n")
+        .expect("write");
+    let out = cat.wait_with_output().expect("cat");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped\n");
+    assert_eq!(out.status.code(), Some(0));
+
+    // A missing command cannot be invoked: docker's 126/127, never 0 or 125.
+    let missing = d.ctl(&ns, &["run", "--rm", &image, "no-such-command"]);
+    assert!(
+        matches!(missing.status.code(), Some(126 | 127)),
+        "{:?}",
+        missing.status
+    );
+}
+
+#[test]
+fn detached_logs_exec_stop_rm() {
+    let Some((d, ns, image)) = with_image("detached_logs_exec_stop_rm") else {
+        return;
+    };
+    let _cgroups = NamespaceCgroups(ns.clone());
+    let name = unique("web");
+    let mut guard = Containers {
+        daemon: &d,
+        ns: ns.clone(),
+        ids: vec![name.clone()],
+    };
+    let printed = d.ok(
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            &image,
+            "sh",
+            "-c",
+            "echo started; exec sleep 300",
+        ],
+    );
+    assert_eq!(printed.trim(), name);
+    let ps = d.ok(&ns, &["ps"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with(&name) && l.ends_with("running")),
+        "{ps}"
+    );
+
+    // logs: the shim's container.log (poll until the line is written).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = d.ctl(
+            &ns,
+            &[
+                "--state",
+                d.dir.path().join("state").to_str().expect("utf8"),
+                "logs",
+                &name,
+            ],
+        );
+        if String::from_utf8_lossy(&out.stdout) == "started\n" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no log: {out:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let exec = d.ctl(&ns, &["exec", &name, "sh", "-c", "echo in-exec; exit 3"]);
+    assert_eq!(exec.status.code(), Some(3));
+    assert_eq!(String::from_utf8_lossy(&exec.stdout), "in-exec\n");
+
+    // rm without -f refuses a running container.
+    let refused = d.ctl(&ns, &["rm", &name]);
+    assert_eq!(refused.status.code(), Some(125));
+
+    // sleep as pid 1 ignores SIGTERM: stop escalates to SIGKILL.
+    assert_eq!(d.ok(&ns, &["stop", "-t", "1", &name]).trim(), name);
+    let ps = d.ok(&ns, &["ps", "-a"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with(&name) && l.contains("exited (137)")),
+        "{ps}"
+    );
+    assert_eq!(d.ok(&ns, &["rm", &name]).trim(), name);
+    guard.ids.clear();
+    assert_eq!(d.ok(&ns, &["ps", "-a", "-q"]), "");
+}

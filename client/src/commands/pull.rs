@@ -105,14 +105,16 @@ impl Progress {
 
 /// `abcdef012345: downloading 1.2MB/3.4MB`.
 pub fn plain_line(blob: &BlobProgress) -> String {
-    let size = if blob.total > 0 {
-        format!(
-            " {}/{}",
-            super::output::human_size(blob.offset),
-            super::output::human_size(blob.total)
-        )
-    } else {
-        String::new()
+    use super::output::human_size;
+    let status = TransferStatus::try_from(blob.status).unwrap_or(TransferStatus::Waiting);
+    let size = match status {
+        TransferStatus::Downloading if blob.total > 0 => {
+            format!(" {}/{}", human_size(blob.offset), human_size(blob.total))
+        }
+        TransferStatus::Downloaded | TransferStatus::Done if blob.total > 0 => {
+            format!(" {}", human_size(blob.total))
+        }
+        _ => String::new(),
     };
     format!(
         "{}: {}{size}",
@@ -165,8 +167,20 @@ mod tests {
         let done = BlobProgress {
             total: 0,
             status: TransferStatus::Exists as i32,
-            ..b
+            ..b.clone()
         };
         assert_eq!(plain_line(&done), "0123456789ab: exists");
+        let finished = BlobProgress {
+            total: 3000,
+            offset: 0,
+            status: TransferStatus::Done as i32,
+            ..done.clone()
+        };
+        assert_eq!(plain_line(&finished), "0123456789ab: done 3kB");
+        let waiting = BlobProgress {
+            status: TransferStatus::Waiting as i32,
+            ..finished
+        };
+        assert_eq!(plain_line(&waiting), "0123456789ab: waiting");
     }
 }
