@@ -595,3 +595,111 @@ fn bad_input_gets_containerd_codes() {
     });
     ctr_ok(&s, &ns, &["containers", "rm", "ok", "badspec"]);
 }
+
+/// Runs `f(i)` for every `i` in `0..n`, `batch` at a time on threads.
+fn in_batches(n: usize, batch: usize, f: impl Fn(usize) + Sync) {
+    for start in (0..n).step_by(batch) {
+        std::thread::scope(|s| {
+            for i in start..(start + batch).min(n) {
+                let f = &f;
+                s.spawn(move || f(i));
+            }
+        });
+    }
+}
+
+#[test]
+fn stress_200_parallel_tasks_leave_nothing_behind() {
+    if !require_root("stress_200_parallel_tasks_leave_nothing_behind") {
+        return;
+    }
+    const N: usize = 200;
+    const BATCH: usize = 20;
+    let d = Berthd::start();
+    let ns = d.namespace();
+    let rootfs = Rootfs::busybox();
+    let s = d.socket();
+    let id = |i: usize| format!("{ns}-s{i}");
+
+    in_batches(N, BATCH, |i| {
+        ctr_ok(
+            &s,
+            &ns,
+            &[
+                "run",
+                "-d",
+                "--rootfs",
+                &rootfs.arg(),
+                &id(i),
+                "sleep",
+                "1000",
+            ],
+        );
+    });
+    let listed = tasks(&d, &ns);
+    assert_eq!(listed.len(), N);
+    assert!(listed.iter().all(|t| t.2 == "RUNNING"), "{listed:?}");
+    let pids: Vec<u32> = listed.iter().map(|t| t.1).collect();
+
+    in_batches(N, BATCH, |i| {
+        ctr_ok(&s, &ns, &["tasks", "kill", "-s", "SIGKILL", &id(i)]);
+    });
+    eventually(Duration::from_secs(30), "all stopped", || {
+        tasks(&d, &ns).iter().all(|t| t.2 == "STOPPED")
+    });
+    in_batches(N, BATCH, |i| {
+        ctr_ok(&s, &ns, &["tasks", "rm", &id(i)]);
+        ctr_ok(&s, &ns, &["containers", "rm", &id(i)]);
+    });
+
+    assert!(tasks(&d, &ns).is_empty());
+    let cs = ctr_ok(&s, &ns, &["containers", "ls", "-q"]);
+    assert!(cs.stdout.trim().is_empty(), "metadata records left: {cs:?}");
+    assert!(
+        pids.iter().all(|p| !pid_alive(*p)),
+        "container processes left"
+    );
+    let state = d.state();
+    let leftover = |dir: &Path| std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(leftover(&state.join("tasks").join(&ns)), 0, "bundles left");
+    assert_eq!(leftover(&state.join("s")), 0, "shim sockets left");
+    // Shims carry `--bundle <state>/tasks/...` (berthd itself only `--state`).
+    let needle = state.join("tasks").display().to_string();
+    let shims = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+                .unwrap_or(false)
+        })
+        .count();
+    assert_eq!(shims, 0, "shim processes left");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let state_str = state.display().to_string();
+    assert!(!mounts.contains(&state_str), "mounts left under the state dir");
+    for ctl in ["memory", "pids", "cpu", "freezer"] {
+        let dir = Path::new("/sys/fs/cgroup").join(ctl).join(&ns);
+        let children = std::fs::read_dir(&dir)
+            .map(|r| r.flatten().filter(|e| e.path().is_dir()).count())
+            .unwrap_or(0);
+        assert_eq!(children, 0, "cgroups left in {}", dir.display());
+    }
+    let fifos = walk_names(Path::new("/run/containerd/fifo"));
+    assert!(
+        !fifos.iter().any(|n| n.starts_with(&format!("{ns}-s"))),
+        "FIFOs left behind"
+    );
+}
+
+/// File names below `dir` (two levels: ctr's FIFO dirs).
+fn walk_names(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(e.file_name().to_string_lossy().into_owned());
+        for f in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+            out.push(f.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
