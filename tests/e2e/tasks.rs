@@ -677,7 +677,10 @@ fn stress_200_parallel_tasks_leave_nothing_behind() {
     assert_eq!(shims, 0, "shim processes left");
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
     let state_str = state.display().to_string();
-    assert!(!mounts.contains(&state_str), "mounts left under the state dir");
+    assert!(
+        !mounts.contains(&state_str),
+        "mounts left under the state dir"
+    );
     for ctl in ["memory", "pids", "cpu", "freezer"] {
         let dir = Path::new("/sys/fs/cgroup").join(ctl).join(&ns);
         let children = std::fs::read_dir(&dir)
