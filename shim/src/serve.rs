@@ -140,6 +140,7 @@ async fn run(args: ShimArgs, listener: OwnedFd, ready: Option<OwnedFd>) -> anyho
         .add_service(ShimServer::new(service))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped);
     tokio::pin!(server);
+    trim_startup_text();
     tracing::info!(pid = std::process::id(), socket = %socket.display(), "serving");
     if let Some(fd) = ready {
         let _ = nix::unistd::write(&fd, b"ok");
@@ -157,4 +158,45 @@ async fn run(args: ShimArgs, listener: OwnedFd, ready: Option<OwnedFd>) -> anyho
     let _ = std::fs::remove_file(&socket);
     tracing::info!("exit");
     Ok(())
+}
+
+/// Drops the page-table entries of executable file mappings (our text and
+/// the shared libraries') that start-up faulted in: the kernel maps code in
+/// 64 KiB fault-around chunks, so one-time start-up code (argument parsing,
+/// runtime and server construction) would otherwise stay in every shim's
+/// RSS. Only `r-xp` file mappings are touched: their pages are never
+/// written, so they are simply faulted in again, from the page cache, when
+/// used. Memory is not freed system-wide (the page cache is shared); the
+/// shim's RSS then reflects the code it actually runs.
+fn trim_startup_text() {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return;
+    };
+    for line in maps.lines() {
+        let mut f = line.split_whitespace();
+        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
+            continue;
+        };
+        let path = f.nth(3).unwrap_or("");
+        if perms != "r-xp" || !path.starts_with('/') {
+            continue;
+        }
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(start), Ok(end)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
+        // SAFETY: the range is a whole, private, read-only executable file
+        // mapping of this process; MADV_DONTNEED on it only discards clean
+        // page-table entries, which are re-read from the file on next use.
+        let rc =
+            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
+        if rc != 0 {
+            tracing::debug!(path, "madvise failed");
+        }
+    }
 }

@@ -26,7 +26,11 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::Code;
 use tonic::transport::Channel;
 
-const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
+/// The shim under test; `BERTH_SHIM_BIN` runs the tests against another
+/// build (e.g. target/release/berth-shim, to measure it).
+fn shim_bin() -> String {
+    std::env::var("BERTH_SHIM_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_berth-shim").to_owned())
+}
 const LONG: Duration = Duration::from_secs(20);
 
 fn have_root() -> bool {
@@ -101,6 +105,10 @@ struct World {
 
 impl World {
     async fn new(args: &[&str]) -> World {
+        World::with_spec(args, |_| {}).await
+    }
+
+    async fn with_spec(args: &[&str], tweak: impl FnOnce(&mut serde_json::Value)) -> World {
         let dir = tempfile::Builder::new()
             .prefix("bs")
             .tempdir_in("/tmp")
@@ -116,12 +124,12 @@ impl World {
             std::fs::create_dir_all(rootsrc.join(d)).expect("rootfs dir");
         }
         std::fs::copy("/bin/busybox", rootsrc.join("bin/busybox")).expect("busybox");
-        for applet in ["sh", "echo", "sleep", "cat", "true"] {
+        for applet in ["sh", "echo", "sleep", "cat", "true", "stty"] {
             std::os::unix::fs::symlink("busybox", rootsrc.join("bin").join(applet))
                 .expect("applet");
         }
         // The runtime's default spec, adjusted like ctr's.
-        let out = Command::new(SHIM)
+        let out = Command::new(shim_bin())
             .args(["runtime", "spec"])
             .current_dir(&bundle)
             .output()
@@ -134,6 +142,7 @@ impl World {
         spec["process"]["terminal"] = serde_json::json!(false);
         spec["root"]["readonly"] = serde_json::json!(false);
         spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{ns}/{id}"));
+        tweak(&mut spec);
         std::fs::write(&path, serde_json::to_vec_pretty(&spec).expect("encode")).expect("write");
 
         let berthd = dir.path().join("berthd.sock");
@@ -172,7 +181,7 @@ impl World {
     }
 
     fn start(&self) -> String {
-        let out = Command::new(SHIM)
+        let out = Command::new(shim_bin())
             .arg("start")
             .args(self.flags())
             .current_dir(&self.bundle)
@@ -257,7 +266,7 @@ impl Drop for World {
             );
         }
         let root = self.state.join("runtime").join(&self.ns);
-        let _ = Command::new(SHIM)
+        let _ = Command::new(shim_bin())
             .arg("runtime")
             .arg("--root")
             .arg(&root)
@@ -665,7 +674,7 @@ async fn shim_outlives_its_parent_and_delete_cleans_up_after_a_dead_shim() {
     assert!(wait_gone(shim, LONG));
     assert!(alive(pid), "container survives its shim");
 
-    let out = Command::new(SHIM)
+    let out = Command::new(shim_bin())
         .arg("delete")
         .args(w.flags())
         .current_dir(&w.bundle)
@@ -685,4 +694,161 @@ async fn shim_outlives_its_parent_and_delete_cleans_up_after_a_dead_shim() {
     );
     assert!(!w.rootfs_mounted());
     assert!(!berth_shim::paths::socket_path(&w.state, &w.ns, &w.id).exists());
+}
+
+async fn wait_exit(c: &mut ShimClient<Channel>, id: &str, exec_id: &str) -> u32 {
+    tokio::time::timeout(
+        LONG,
+        c.wait(pb::WaitRequest {
+            id: id.into(),
+            exec_id: exec_id.into(),
+        }),
+    )
+    .await
+    .expect("exit in time")
+    .expect("wait")
+    .into_inner()
+    .exit_status
+}
+
+async fn start_init(c: &mut ShimClient<Channel>, id: &str) {
+    c.start(pb::StartRequest {
+        id: id.into(),
+        exec_id: String::new(),
+    })
+    .await
+    .expect("start");
+}
+
+async fn delete_init(c: &mut ShimClient<Channel>, id: &str) -> u32 {
+    c.delete(pb::DeleteRequest {
+        id: id.into(),
+        exec_id: String::new(),
+    })
+    .await
+    .expect("delete")
+    .into_inner()
+    .exit_status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminal_gets_the_pty_and_resize() {
+    if !have_root() {
+        return;
+    }
+    let w = World::with_spec(&["sh", "-c", "stty size; exit 5"], |s| {
+        s["process"]["terminal"] = serde_json::json!(true);
+    })
+    .await;
+    let address = w.start();
+    let mut c = w.client(&address);
+    let out = w.fifo("t-stdout");
+    let mut req = w.create_req();
+    req.terminal = true;
+    req.stdout = out.clone();
+    req.stderr = w.fifo("t-stderr");
+    c.create(req).await.expect("create with terminal");
+    let reader = read_fifo(&out).await;
+    c.resize_pty(pb::ResizePtyRequest {
+        id: w.id.clone(),
+        exec_id: String::new(),
+        width: 120,
+        height: 40,
+    })
+    .await
+    .expect("resize");
+    start_init(&mut c, &w.id).await;
+    assert_eq!(wait_exit(&mut c, &w.id, "").await, 5);
+    assert_eq!(reader.await.expect("tty output"), "40 120\r\n");
+    assert_eq!(delete_init(&mut c, &w.id).await, 5);
+    shutdown_and_check_gone(&w, &mut c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stdin_reaches_the_container_and_close_io_ends_it() {
+    if !have_root() {
+        return;
+    }
+    use tokio::io::AsyncWriteExt;
+    let w = World::new(&["cat"]).await;
+    let address = w.start();
+    let mut c = w.client(&address);
+    let (inp, out) = (w.fifo("i-stdin"), w.fifo("i-stdout"));
+    let mut req = w.create_req();
+    req.stdin = inp.clone();
+    req.stdout = out.clone();
+    c.create(req).await.expect("create");
+    let reader = read_fifo(&out).await;
+    let mut writer = pipe::OpenOptions::new()
+        .open_sender(&inp)
+        .expect("client stdin writer");
+    start_init(&mut c, &w.id).await;
+    writer.write_all(b"abc\n").await.expect("write stdin");
+    drop(writer);
+    c.close_io(pb::CloseIoRequest {
+        id: w.id.clone(),
+        exec_id: String::new(),
+        stdin: true,
+    })
+    .await
+    .expect("close io");
+    assert_eq!(wait_exit(&mut c, &w.id, "").await, 0);
+    assert_eq!(reader.await.expect("stdout"), "abc\n");
+    delete_init(&mut c, &w.id).await;
+    shutdown_and_check_gone(&w, &mut c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oom_kill_is_reported() {
+    if !have_root() {
+        return;
+    }
+    let w = World::with_spec(&["sh", "-c", "a=x; while :; do a=$a$a; done"], |s| {
+        s["linux"]["resources"] = serde_json::json!({"memory": {"limit": 16 << 20}});
+    })
+    .await;
+    let address = w.start();
+    let mut c = w.client(&address);
+    c.create(w.create_req()).await.expect("create");
+    start_init(&mut c, &w.id).await;
+    assert_eq!(wait_exit(&mut c, &w.id, "").await, 137);
+    w.events.wait_for("/tasks/oom", 1).await;
+    delete_init(&mut c, &w.id).await;
+    shutdown_and_check_gone(&w, &mut c).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serving_shim_uses_one_thread() {
+    if !have_root() {
+        return;
+    }
+    let w = World::new(&["sleep", "1000"]).await;
+    let address = w.start();
+    let mut c = w.client(&address);
+    c.create(w.create_req()).await.expect("create");
+    start_init(&mut c, &w.id).await;
+    let status = std::fs::read_to_string(format!("/proc/{}/status", w.shim_pid())).expect("status");
+    let threads: u32 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("Threads");
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default();
+    eprintln!("serving shim with a running container: Threads {threads}, VmRSS {rss}");
+    assert!(threads <= 2, "shim runs {threads} threads");
+    c.kill(pb::KillRequest {
+        id: w.id.clone(),
+        exec_id: String::new(),
+        signal: 9,
+        all: true,
+    })
+    .await
+    .expect("kill");
+    assert_eq!(wait_exit(&mut c, &w.id, "").await, 137);
+    delete_init(&mut c, &w.id).await;
+    shutdown_and_check_gone(&w, &mut c).await;
 }
