@@ -9,18 +9,22 @@
 //! oci.rs        index/manifest/config documents, platforms, chain IDs
 //! labels.rs     containerd's content labels (gc refs, distribution source, …)
 //! store.rs      blobs into the content store, the transfer lease, image records
-//! unpack.rs     apply a streamed layer onto snapshot mounts (Diff's plan), the tee
-//! pull.rs       pull + streaming unpack
+//! unpack.rs     layers onto chain-ID snapshots, streamed through the tee or from blobs
+//! pull.rs       pull: resolve, platform, record
+//! fetch.rs      concurrent layer downloads into ingests, teed to the unpack
 //! push.rs       push
-//! layout.rs     OCI image layout archives: import, export
+//! layout.rs     the OCI image-layout archive format (write, classify, names)
+//! archive.rs    import and export of such archives
 //! progress.rs   per-blob progress events
 //! ```
 //!
 //! Nothing here owns files of its own: blobs live in the content store, snapshots in
 //! the snapshotters, records in the metadata store.
 
+pub mod archive;
 pub mod auth;
 pub mod error;
+pub mod fetch;
 pub mod labels;
 pub mod layout;
 pub mod oci;

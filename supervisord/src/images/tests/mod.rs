@@ -34,7 +34,6 @@ struct TestDaemon {
     db: Db,
     socket: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl TestDaemon {
@@ -54,7 +53,7 @@ impl TestDaemon {
         let daemon = Daemon::bind(config).expect("bind berthd");
         let db = daemon.db().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
+        tokio::spawn(async move {
             daemon
                 .serve(async {
                     let _ = rx.await;
@@ -67,20 +66,7 @@ impl TestDaemon {
             db,
             socket,
             stop: Some(tx),
-            task: Some(task),
         }
-    }
-
-    /// Stops the daemon, keeping its root for a restart.
-    async fn stop(mut self) -> tempfile::TempDir {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.expect("daemon task");
-        }
-        let dir = tempfile::tempdir().expect("placeholder");
-        std::mem::replace(&mut self.dir, dir)
     }
 
     async fn channel(&self) -> Channel {
@@ -431,17 +417,19 @@ async fn interrupted_ingest_resumes_with_a_range_request() {
     let layout = tempfile::tempdir().expect("layout dir");
     let built = build_layout(layout.path(), &three_layers());
     let reference = reg.push_layout(layout.path(), "resume");
-    // What a daemon killed mid-pull leaves: half of the big layer in its ingest.
-    let d = TestDaemon::start().await;
+    // What a daemon killed mid-pull leaves in its root: half of the big layer in its
+    // ingest, under the pull's lease (so the collector at start keeps it).
+    let dir = tempfile::tempdir().expect("daemon dir");
     let big = std::fs::read(built.blob(&built.layers[1])).expect("blob");
     let half = big.len() / 2;
-    // Under a lease, as the pull's own (so the collector at restart keeps it).
-    d.db.leases(NS)
-        .create("killed-pull", &crate::metadata::Labels::new())
-        .expect("lease");
     {
         use crate::content::{ContentWriter, WriterOpts};
-        let store = d.content();
+        let root = dir.path().join("root");
+        let db = Db::open(&root.join(crate::server::METADATA_DIR)).expect("db");
+        db.leases(NS)
+            .create("killed-pull", &crate::metadata::Labels::new())
+            .expect("lease");
+        let store = LocalStore::open(&root, db).expect("content");
         let mut w = store
             .writer(
                 NS,
@@ -460,7 +448,6 @@ async fn interrupted_ingest_resumes_with_a_range_request() {
             .await
             .expect("write half");
     }
-    let dir = d.stop().await;
     let d = TestDaemon::start_in(dir).await;
     let (blobs, _) = pull(&d, NS, &reference, true).await.expect("resumed pull");
     let first = blobs
