@@ -37,6 +37,8 @@ pub struct ShimState {
     pub dead: bool,
     /// The process is gone too (attach fails).
     pub gone: bool,
+    /// The shim dies when Delete is called.
+    pub die_at_delete: bool,
     pub shut_down: bool,
 }
 
@@ -140,6 +142,9 @@ impl ShimApi for FakeShim {
         Ok(pb::StartResponse { pid: p.pid })
     }
     async fn delete(&self, req: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
+        if self.st().die_at_delete {
+            self.kill_dead();
+        }
         let mut st = self.enter("delete")?;
         let p = st
             .procs
@@ -396,6 +401,14 @@ impl Launcher for FakeLauncher {
                 nanos: 0,
             }),
         })
+    }
+
+    fn is_alive(&self, bundle: &Bundle, _shim_pid: u32) -> bool {
+        self.shims
+            .lock()
+            .expect("launcher lock")
+            .get(&(bundle.namespace.clone(), bundle.id.clone()))
+            .is_some_and(|s| !s.st().dead)
     }
 
     async fn exited(&self, bundle: &Bundle, _shim_pid: u32) {

@@ -351,6 +351,7 @@ impl TaskManager {
         });
 
         let bundle = Bundle::create(&self.inner.state, ns, &id, &spec.value)?;
+        let t0 = std::time::Instant::now();
         let connected = match self.inner.launcher.start(&bundle).await {
             Ok(c) => c,
             Err(e) => {
@@ -370,6 +371,7 @@ impl TaskManager {
             parent_checkpoint: String::new(),
             options,
         };
+        let shim_started = t0.elapsed();
         let resp = match connected.shim.create(shim_req).await {
             Ok(r) => r,
             Err(status) => {
@@ -396,7 +398,14 @@ impl TaskManager {
         self.inner.table().insert(k, Slot::Ready(task.clone()));
         reservation.key = None;
         self.watch_shim(task);
-        tracing::info!(namespace = ns, id = %id, pid = resp.pid, "task created");
+        tracing::info!(
+            namespace = ns,
+            id = %id,
+            pid = resp.pid,
+            shim_start_ms = shim_started.as_secs_f64() * 1e3,
+            total_ms = t0.elapsed().as_secs_f64() * 1e3,
+            "task created"
+        );
         Ok(resp.pid)
     }
 
@@ -463,6 +472,13 @@ impl TaskManager {
             Ok(r) => r,
             Err(status) => {
                 task.deleting.store(false, Ordering::SeqCst);
+                // A shim that died during Delete was skipped by its watcher: clean up
+                // now, so the task reads STOPPED and a second Delete succeeds.
+                if is_transport(&status)
+                    && !self.inner.launcher.is_alive(&task.bundle, task.shim_pid)
+                {
+                    self.shim_died(&task).await;
+                }
                 return Err(TaskError::shim(id, "delete")(status));
             }
         };

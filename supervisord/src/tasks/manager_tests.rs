@@ -518,3 +518,20 @@ async fn recovery_reconnects_live_shims_and_cleans_dead_ones() {
     mgr2.delete(NS, "live").await.expect("delete");
     assert!(!Bundle::at(&e.state, NS, "live").path.exists());
 }
+
+#[tokio::test]
+async fn shim_dying_during_delete_is_cleaned_and_delete_can_be_retried() {
+    let e = env();
+    e.container("c1", "io.containerd.runc.v2", SPEC);
+    e.create("c1").await.expect("create");
+    let shim = e.launcher.shim(NS, "c1");
+    shim.st().die_at_delete = true;
+    let err = e.mgr.delete(NS, "c1").await.expect_err("shim died");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    let p = e.mgr.get(NS, "c1", "").await.expect("get");
+    assert_eq!((p.status, p.exit_status), (Status::Stopped, 137));
+    assert!(!e.bundle("c1").path.exists());
+    let d = e.mgr.delete(NS, "c1").await.expect("second delete");
+    assert_eq!(d.exit.status, 137);
+    assert_eq!(e.launcher.cleanups().len(), 1);
+}

@@ -56,6 +56,8 @@ pub trait Launcher: Send + Sync + std::fmt::Debug {
     async fn cleanup(&self, bundle: &Bundle) -> Result<pb::DeleteResponse, TaskError>;
     /// Resolves when the shim process `shim_pid` has exited.
     async fn exited(&self, bundle: &Bundle, shim_pid: u32);
+    /// Whether the shim process `shim_pid` of `bundle` is still running.
+    fn is_alive(&self, bundle: &Bundle, shim_pid: u32) -> bool;
 }
 
 /// The real launcher: runs the `berth-shim` binary.
@@ -215,6 +217,10 @@ impl Launcher for ShimProcesses {
 
     async fn exited(&self, _bundle: &Bundle, shim_pid: u32) {
         wait_pid_exit(shim_pid).await;
+    }
+
+    fn is_alive(&self, bundle: &Bundle, shim_pid: u32) -> bool {
+        is_shim_of(shim_pid, bundle)
     }
 }
 
