@@ -564,6 +564,24 @@ async fn exec_pause_resume_stats_and_kill() {
     assert!(m.cpu.expect("cpu").usage.is_some());
     assert!(m.pids.expect("pids").current >= 1);
 
+    c.update(pb::UpdateRequest {
+        id: id.clone(),
+        resources: Some(berth_api::any::pack_json(
+            berth_api::any::LINUX_RESOURCES_TYPE_URL,
+            br#"{"pids":{"limit":50}}"#.to_vec(),
+        )),
+        annotations: Default::default(),
+    })
+    .await
+    .expect("update");
+    let pids_max = format!("/sys/fs/cgroup/pids/{}/{}/pids.max", w.ns, w.id);
+    if Path::new("/sys/fs/cgroup/pids").exists() {
+        assert_eq!(
+            std::fs::read_to_string(&pids_max).expect("pids.max").trim(),
+            "50"
+        );
+    }
+
     let busy = c
         .delete(pb::DeleteRequest {
             id: id.clone(),
