@@ -9,6 +9,9 @@ use berth_api::containerd::services::containers::v1::{
     Container, CreateContainerRequest, DeleteContainerRequest, GetContainerRequest,
     ListContainersRequest,
 };
+use berth_api::containerd::services::leases::v1::{
+    CreateRequest as LeaseCreateRequest, DeleteRequest as LeaseDeleteRequest,
+};
 use berth_api::containerd::services::snapshots::v1::{
     MountsRequest, PrepareSnapshotRequest, RemoveSnapshotRequest,
 };
@@ -17,6 +20,9 @@ use berth_api::containerd::types::Mount;
 use crate::client::Client;
 use crate::error::{Error, Result};
 use crate::spec::{self, SpecOptions};
+
+/// Label giving a lease its expiry time (RFC 3339), as containerd.
+pub const GC_EXPIRE_LABEL: &str = "containerd.io/gc.expire";
 
 /// The runtime every container is created with.
 pub const DEFAULT_RUNTIME: &str = "io.containerd.runc.v2";
@@ -42,7 +48,10 @@ impl Client {
     /// image config (users resolved in the snapshot's /etc files), and
     /// store the record with runtime `io.containerd.runc.v2`.
     ///
-    /// On failure after the snapshot was prepared, the snapshot is removed.
+    /// Like ctr, the snapshot and record are made under a short-lived lease,
+    /// so berthd's garbage collector cannot take the fresh snapshot before
+    /// the container record references it. On failure after the snapshot
+    /// was prepared, the snapshot is removed.
     ///
     /// ```no_run
     /// # async fn demo(client: berth_client::Client) -> berth_client::Result<()> {
@@ -64,6 +73,50 @@ impl Client {
     /// ```
     pub async fn create_container(&self, new: NewContainer) -> Result<Container> {
         let image = self.resolve_image(&new.image).await?;
+        let lease = self.create_lease().await?;
+        let leased = self.clone().with_lease(Some(&lease))?;
+        let created = leased.create_leased(new, &image).await;
+        if let Err(e) = self.delete_lease(&lease).await {
+            tracing::warn!(lease = %lease, error = %e, "lease not deleted; it expires in a day");
+        }
+        created
+    }
+
+    /// A lease that expires on its own after a day.
+    pub async fn create_lease(&self) -> Result<String> {
+        let id = format!("berth-client-{}", uuid::Uuid::new_v4().simple());
+        let expire = std::time::SystemTime::now() + std::time::Duration::from_secs(24 * 3600);
+        let labels = HashMap::from([(
+            GC_EXPIRE_LABEL.to_string(),
+            humantime::format_rfc3339_seconds(expire).to_string(),
+        )]);
+        self.leases()
+            .create(LeaseCreateRequest {
+                id: id.clone(),
+                labels,
+            })
+            .await
+            .map_err(Error::at("Leases.Create"))?;
+        Ok(id)
+    }
+
+    /// Deletes a lease (what it protected becomes collectable).
+    pub async fn delete_lease(&self, id: &str) -> Result<()> {
+        self.leases()
+            .delete(LeaseDeleteRequest {
+                id: id.to_string(),
+                sync: false,
+            })
+            .await
+            .map_err(Error::at("Leases.Delete"))?;
+        Ok(())
+    }
+
+    async fn create_leased(
+        &self,
+        new: NewContainer,
+        image: &crate::image::ResolvedImage,
+    ) -> Result<Container> {
         let snaps = self.snapshots(&new.snapshotter);
         let mounts = snaps
             .client

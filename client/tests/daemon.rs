@@ -579,3 +579,47 @@ fn detached_logs_exec_stop_rm() {
     guard.ids.clear();
     assert_eq!(d.ok(&ns, &["ps", "-a", "-q"]), "");
 }
+
+#[test]
+fn run_forwards_sigterm_and_returns_the_trap_status() {
+    let Some((d, ns, image)) = with_image("run_forwards_sigterm_and_returns_the_trap_status")
+    else {
+        return;
+    };
+    let _cgroups = NamespaceCgroups(ns.clone());
+    let name = unique("sig");
+    let _guard = Containers {
+        daemon: &d,
+        ns: ns.clone(),
+        ids: vec![name.clone()],
+    };
+    let mut child = d
+        .ctl_cmd(
+            &ns,
+            &[
+                "run",
+                "--rm",
+                "--name",
+                &name,
+                &image,
+                "sh",
+                "-c",
+                "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn run");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    use std::io::BufRead;
+    stdout.read_line(&mut line).expect("ready line");
+    assert_eq!(line, "ready\n");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal berthctl");
+    let status = child.wait().expect("wait");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).expect("rest");
+    assert_eq!(rest, "got-term\n");
+    assert_eq!(status.code(), Some(42));
+}

@@ -23,6 +23,11 @@ pub async fn drive(
     mut attached: Attached,
     tty: bool,
 ) -> Result<u8, CliError> {
+    // Handlers first: a signal that arrives once the process runs must be
+    // forwarded, not kill berthctl.
+    let mut winch = signal(SignalKind::window_change()).ok();
+    let mut sigint = signal(SignalKind::interrupt()).ok();
+    let mut sigterm = signal(SignalKind::terminate()).ok();
     let waiter = {
         let (client, id, exec_id) = (client.clone(), id.to_string(), exec_id.to_string());
         tokio::spawn(async move { client.wait_task(&id, &exec_id).await })
@@ -37,10 +42,20 @@ pub async fn drive(
     if tty {
         resize(client, id, exec_id).await;
     }
-    let mut winch = signal(SignalKind::window_change()).ok();
-    let mut sigint = signal(SignalKind::interrupt()).ok();
-    let mut sigterm = signal(SignalKind::terminate()).ok();
-    let mut stdin_eof = attached.stdin_eof();
+    // Resolves once the input reached EOF; never without input (a dropped
+    // sender means no input was attached).
+    let stdin_eof = attached.stdin_eof();
+    let stdin_done = async move {
+        let reached = match stdin_eof {
+            Some(rx) => rx.await.is_ok(),
+            None => false,
+        };
+        if !reached {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(stdin_done);
+    let mut stdin_open = true;
     let mut waiter = waiter;
     let status = loop {
         tokio::select! {
@@ -54,8 +69,8 @@ pub async fn drive(
             }
             Some(()) = recv(&mut sigint) => forward(client, id, exec_id, libc::SIGINT).await,
             Some(()) = recv(&mut sigterm) => forward(client, id, exec_id, libc::SIGTERM).await,
-            Ok(()) = async { match stdin_eof.as_mut() { Some(rx) => rx.await, None => std::future::pending().await } } => {
-                stdin_eof = None;
+            () = &mut stdin_done, if stdin_open => {
+                stdin_open = false;
                 if let Err(e) = client.close_stdin(id, exec_id).await {
                     tracing::debug!(error = %e, "close stdin");
                 }
