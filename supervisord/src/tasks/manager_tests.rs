@@ -535,3 +535,37 @@ async fn shim_dying_during_delete_is_cleaned_and_delete_can_be_retried() {
     assert_eq!(d.exit.status, 137);
     assert_eq!(e.launcher.cleanups().len(), 1);
 }
+
+#[tokio::test]
+async fn recovery_removes_a_shim_without_container() {
+    let mut e = env();
+    e.container("c1", "io.containerd.runc.v2", SPEC);
+    e.create("c1").await.expect("create");
+    // As if berthd died between starting the shim and Create.
+    e.launcher.shim(NS, "c1").st().procs.clear();
+    let mgr2 = TaskManager::new(
+        e.db.clone(),
+        e.events.clone(),
+        e.state.clone(),
+        e.launcher.clone(),
+    );
+    drop(std::mem::replace(&mut e.mgr, mgr2.clone()));
+    mgr2.recover().await;
+    let shim = e.launcher.shim(NS, "c1");
+    tokio::time::timeout(T, async {
+        while !shim.st().shut_down {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the empty shim is shut down");
+    tokio::time::timeout(T, async {
+        while e.bundle("c1").path.exists() || mgr2.get(NS, "c1", "").await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("bundle and task removed");
+    // The container can get a task again.
+    e.create("c1").await.expect("create again");
+}

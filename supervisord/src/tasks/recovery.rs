@@ -191,18 +191,36 @@ impl TaskManager {
     }
 
     /// Fill the stdio paths from the shim's State (Get reports them for FIFO cleanup).
-    async fn refresh_state(&self, task: &Task) {
+    /// A shim that holds no container (berthd stopped between starting it and Create)
+    /// is shut down and its bundle removed.
+    async fn refresh_state(&self, task: &Arc<Task>) {
         let req = berth_api::berth::shim::v1::StateRequest {
             id: task.id.clone(),
             exec_id: String::new(),
         };
-        if let Ok(s) = task.shim.state(req).await {
-            task.set_stdio(Stdio {
+        match task.shim.state(req).await {
+            Ok(s) => task.set_stdio(Stdio {
                 stdin: s.stdin,
                 stdout: s.stdout,
                 stderr: s.stderr,
                 terminal: s.terminal,
-            });
+            }),
+            Err(status) if status.code() == tonic::Code::NotFound => {
+                tracing::warn!(namespace = %task.namespace, id = %task.id, "shim holds no container; removing it");
+                task.deleting
+                    .store(true, std::sync::atomic::Ordering::SeqCst);
+                self.inner.remove(task);
+                let shutdown = berth_api::berth::shim::v1::ShutdownRequest {
+                    id: task.id.clone(),
+                    now: true,
+                };
+                let _ = task.shim.shutdown(shutdown).await;
+                if let Err(error) = self.inner.launcher.cleanup(&task.bundle).await {
+                    tracing::warn!(namespace = %task.namespace, id = %task.id, %error, "cleanup of an empty shim");
+                }
+                self.inner.remove_files(&task.bundle);
+            }
+            Err(_) => {}
         }
     }
 
