@@ -7,10 +7,11 @@
 #                   itself, the reference the benchmarks compare with)
 #   busybox-static  the static busybox the tests build their images from
 #   docker-registry the local registry the tests push to and pull from
+#   skopeo          pushes the test images (OCI layouts) to that registry
 #   runc crun hyperfine  the runtimes and timer of the benchmarks
 #   tmux            drives interactive terminal tests
 set -euo pipefail
-PACKAGES=(containerd golang-github-containerd-containerd-dev busybox-static docker-registry runc crun hyperfine tmux ca-certificates)
+PACKAGES=(containerd golang-github-containerd-containerd-dev busybox-static docker-registry skopeo runc crun hyperfine tmux ca-certificates)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -7,6 +7,9 @@
 //! lock.rs         one berthd per root (flock on <root>/berthd.lock)
 //! identifiers.rs  containerd's identifier and label rules
 //! filters.rs      containerd's filter grammar
+//! snapshots/      namespaced snapshots over the snapshotter backends (layout there)
+//! diff/           Diff.Apply / Diff.Diff: layers between the content store and mounts
+//! gc/             garbage collection of content, snapshots and ingests
 //! metadata/       the redb store: namespaces, images, containers, leases, content,
 //!                 snapshot records, GC roots (layout drawn in metadata/mod.rs)
 //! events/         the event exchange (an owned handle)
@@ -26,11 +29,14 @@
 
 pub mod config;
 pub mod content;
+pub mod diff;
 pub mod events;
 pub mod filters;
+pub mod gc;
 pub mod identifiers;
 pub mod lock;
 pub mod metadata;
 pub mod server;
 pub mod services;
+pub mod snapshots;
 pub mod tasks;

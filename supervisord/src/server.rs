@@ -26,13 +26,14 @@ use tonic::transport::Server;
 
 use crate::config::Config;
 use crate::events::Exchange;
+use crate::gc::hooks::WithGc;
 use crate::lock::{LockError, RootLock};
 use crate::metadata::{self, Db};
 use crate::services::introspection::{self, IntrospectionService, PluginInfo};
 use crate::services::{
-    containers::ContainersService, content::ContentService, diff::DiffPlaceholder,
+    containers::ContainersService, content::ContentService, diff::DiffService,
     events::EventsService, images::ImagesService, leases::LeasesService,
-    namespaces::NamespacesService, snapshots::SnapshotsPlaceholder, tasks::TasksService,
+    namespaces::NamespacesService, snapshots::SnapshotsService, tasks::TasksService,
     version::VersionService,
 };
 
@@ -54,6 +55,10 @@ pub enum ServerError {
     Metadata(#[from] metadata::Error),
     #[error("open content store")]
     Content(#[from] crate::content::ContentError),
+    #[error("open snapshotters")]
+    Snapshots(#[from] crate::snapshots::SnapshotError),
+    #[error("open differ")]
+    Diff(#[from] crate::diff::DiffError),
     #[error("{what} {path}")]
     Io {
         what: &'static str,
@@ -105,8 +110,11 @@ pub fn plugins() -> Vec<PluginInfo> {
             "content",
             &["io.containerd.content.v1", "io.containerd.metadata.v1"],
         ),
-        PluginInfo::not_built(GRPC, "snapshots"),
-        PluginInfo::not_built(GRPC, "diff"),
+        PluginInfo::ok("io.containerd.snapshotter.v1", "overlayfs", &[]),
+        PluginInfo::ok("io.containerd.snapshotter.v1", "native", &[]),
+        PluginInfo::ok(GRPC, "snapshots", &["io.containerd.snapshotter.v1"]),
+        PluginInfo::ok(GRPC, "diff", &["io.containerd.content.v1"]),
+        PluginInfo::ok("io.containerd.gc.v1", "scheduler", &["io.containerd.metadata.v1"]),
         PluginInfo::ok(GRPC, "tasks", &["io.containerd.metadata.v1"]),
     ]
 }
@@ -191,6 +199,13 @@ impl Daemon {
         );
         tasks.spawn_event_listener();
         tasks.recover().await;
+        // Images: content, snapshots, the differ and the collector (which runs once now).
+        let content = crate::content::LocalStore::open(&config.root, db.clone())?;
+        let snapshots = crate::snapshots::Snapshotters::open(&config.root, db.clone())?;
+        let differ = crate::diff::Differ::open(&config.root, content.clone())?;
+        let collector = crate::gc::Collector::new(db.clone(), content.clone(), snapshots.clone());
+        let gc = crate::gc::spawn(collector);
+        crate::gc::hooks::watch_deletes(&events, gc.clone());
         let m = MAX_MESSAGE_SIZE;
         macro_rules! svc {
             ($server:ident, $impl:expr) => {
@@ -217,20 +232,20 @@ impl Daemon {
                 NamespacesServer,
                 NamespacesService::new(db.clone(), events.clone())
             ))
-            .add_service(svc!(LeasesServer, LeasesService::new(db.clone())))
+            .add_service(svc!(LeasesServer, WithGc::new(LeasesService::new(db.clone()), gc.clone())))
             .add_service(svc!(
                 ContentServer,
-                ContentService::new(
-                    crate::content::LocalStore::open(&config.root, db.clone())?,
-                    events.clone()
-                )
+                ContentService::new(content.clone(), events.clone())
             ))
             .add_service(svc!(
                 ImagesServer,
-                ImagesService::new(db.clone(), events.clone())
+                WithGc::new(ImagesService::new(db.clone(), events.clone()), gc.clone())
             ))
-            .add_service(svc!(DiffServer, DiffPlaceholder))
-            .add_service(svc!(SnapshotsServer, SnapshotsPlaceholder))
+            .add_service(svc!(DiffServer, DiffService::new(differ)))
+            .add_service(svc!(
+                SnapshotsServer,
+                SnapshotsService::new(snapshots, events.clone(), gc.clone())
+            ))
             .add_service(svc!(
                 ContainersServer,
                 ContainersService::new(db.clone(), events.clone())

@@ -4,5 +4,6 @@
 //! Build the binaries first: `cargo build --workspace --bins`.
 
 mod daemon;
+mod images;
 mod namespaces;
 mod tasks;
