@@ -13,22 +13,22 @@
 //! they publish keep the contract's order (an exit is never published before
 //! the Start that preceded it). Exit statuses stay until Delete.
 
+mod console;
 mod error;
+mod exec;
 mod process;
+mod query;
 #[cfg(test)]
 mod tests;
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use berth_api::containerd::events::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIo, TaskPaused,
-    TaskResumed, TaskStart,
+    TaskCreate, TaskDelete, TaskExit, TaskIo, TaskPaused, TaskResumed, TaskStart,
 };
 use berth_api::containerd::types::Mount;
 use tokio::sync::oneshot;
@@ -38,12 +38,11 @@ pub use error::TaskError;
 pub use process::{Proc, ProcState, Status};
 
 use crate::events::{Publisher, timestamp, topic};
-use crate::io::console::ConsoleSocket;
 use crate::io::log::ContainerLog;
 use crate::io::{ProcIo, StdioPaths};
 use crate::mount::{MountSpec, Mounter};
 use crate::reaper::{Exit, Reaper};
-use crate::runtime::{ChildStdio, CreateOpts, ExecOpts, Runtime, RuntimeError};
+use crate::runtime::{ChildStdio, CreateOpts, Runtime};
 
 /// How long a console socket may wait for the pty after the runtime returned.
 const CONSOLE_WAIT: Duration = Duration::from_secs(5);
@@ -199,48 +198,6 @@ impl<R: Runtime> Task<R> {
                 exec_id: exec_id.to_owned(),
             })?;
         f(p)
-    }
-
-    fn console_socket(&self) -> Result<ConsoleSocket, TaskError> {
-        let n = self.console_seq.fetch_add(1, Ordering::SeqCst);
-        let path = self
-            .cfg
-            .console_dir
-            .join(format!("{}-{n}.pty", self.cfg.console_prefix));
-        ConsoleSocket::bind(&path).map_err(|source| TaskError::Console {
-            id: self.cfg.id.clone(),
-            source,
-        })
-    }
-
-    /// Runs a create/exec runtime call that sends a pty master to `sock`.
-    async fn with_console(
-        &self,
-        call: impl Future<Output = Result<u32, RuntimeError>>,
-        sock: &ConsoleSocket,
-    ) -> Result<(u32, OwnedFd), TaskError> {
-        let console_err = |source| TaskError::Console {
-            id: self.cfg.id.clone(),
-            source,
-        };
-        let recv = sock.receive();
-        tokio::pin!(recv);
-        tokio::pin!(call);
-        let mut master = None;
-        let pid = loop {
-            tokio::select! {
-                r = &mut recv, if master.is_none() => master = Some(r.map_err(console_err)?),
-                res = &mut call => break res?,
-            }
-        };
-        let master = match master {
-            Some(m) => m,
-            None => tokio::time::timeout(CONSOLE_WAIT, recv)
-                .await
-                .map_err(|_| console_err(std::io::Error::other("runtime sent no pty")))?
-                .map_err(console_err)?,
-        };
-        Ok((pid, master))
     }
 
     /// Watches `pid` until it exits, drains its output and records the exit.
@@ -429,108 +386,6 @@ impl<R: Runtime> Task<R> {
         self.start_exec(exec_id).await
     }
 
-    async fn start_exec(self: &Arc<Self>, exec_id: &str) -> Result<u32, TaskError> {
-        let init_status = self.with_proc("", |p| Ok(p.status))?;
-        if !init_status.is_alive() {
-            return Err(self.wrong_state("", "exec in", init_status));
-        }
-        let (stdio, spec) = self.with_proc(exec_id, |p| match p.status {
-            Status::Created => Ok((p.stdio.clone(), p.spec.clone())),
-            s => Err(self.wrong_state(exec_id, "start", s)),
-        })?;
-        let bundle = &self.cfg.bundle;
-        let process_file = bundle.join(format!("exec-{exec_id}.json"));
-        let pid_file = bundle.join(format!("exec-{exec_id}.pid"));
-        std::fs::write(&process_file, &spec).map_err(|source| TaskError::File {
-            path: process_file.display().to_string(),
-            source,
-        })?;
-        let opts = |stdio, console_socket| ExecOpts {
-            id: self.cfg.id.clone(),
-            process_file: process_file.clone(),
-            pid_file: pid_file.clone(),
-            console_socket,
-            stdio,
-        };
-        let started = async {
-            if stdio.terminal {
-                let sock = self.console_socket()?;
-                let call = self
-                    .runtime
-                    .exec(opts(ChildStdio::default(), Some(sock.path().to_owned())));
-                let (pid, master) = self.with_console(call, &sock).await?;
-                Ok::<_, TaskError>((pid, ProcIo::terminal(master, &stdio, None)?))
-            } else {
-                let (io, child) = ProcIo::pipes(&stdio, None)?;
-                let pid = self.runtime.exec(opts(child, None)).await?;
-                Ok((pid, io))
-            }
-        }
-        .await;
-        let _ = std::fs::remove_file(&process_file);
-        let _ = std::fs::remove_file(&pid_file);
-        let (pid, io) = started?;
-        let exit = self.reaper.subscribe(pid);
-        let io = Arc::new(io);
-        self.with_proc(exec_id, |p| {
-            p.pid = pid;
-            p.status = Status::Running;
-            p.io = Some(io.clone());
-            Ok(())
-        })?;
-        self.monitor(exec_id.to_owned(), pid, exit, Some(io));
-        tracing::info!(exec_id, pid, "exec started");
-        self.events.publish(
-            topic::EXEC_STARTED,
-            &TaskExecStarted {
-                container_id: self.cfg.id.clone(),
-                exec_id: exec_id.to_owned(),
-                pid,
-            },
-        );
-        Ok(pid)
-    }
-
-    /// Exec: adds a created exec process (started by Start).
-    pub async fn exec(
-        &self,
-        exec_id: &str,
-        stdio: StdioPaths,
-        spec: Vec<u8>,
-    ) -> Result<(), TaskError> {
-        valid_exec_id(exec_id)?;
-        if serde_json::from_slice::<serde_json::Value>(&spec).is_err() {
-            return Err(TaskError::Invalid {
-                what: "exec process spec",
-                detail: "not JSON".into(),
-            });
-        }
-        let _l = self.lifecycle.lock().await;
-        {
-            let mut st = self.state();
-            let init = st.init.as_ref().ok_or_else(|| self.not_created())?;
-            if init.status == Status::Stopped {
-                return Err(self.wrong_state("", "exec in", init.status));
-            }
-            if st.execs.contains_key(exec_id) {
-                return Err(TaskError::ExecExists {
-                    id: self.cfg.id.clone(),
-                    exec_id: exec_id.to_owned(),
-                });
-            }
-            st.execs
-                .insert(exec_id.to_owned(), Proc::new(0, stdio, spec));
-        }
-        self.events.publish(
-            topic::EXEC_ADDED,
-            &TaskExecAdded {
-                container_id: self.cfg.id.clone(),
-                exec_id: exec_id.to_owned(),
-            },
-        );
-        Ok(())
-    }
-
     /// Delete of a non-running process; for the init also the container,
     /// its rootfs mount, and everything else. Returns pid and exit.
     pub async fn delete(&self, exec_id: &str) -> Result<(u32, Exit), TaskError> {
@@ -594,72 +449,6 @@ impl<R: Runtime> Task<R> {
         Ok((pid, exit))
     }
 
-    /// State of a process.
-    pub fn state_of(&self, exec_id: &str) -> Result<ProcState, TaskError> {
-        self.with_proc(exec_id, |p| {
-            Ok(ProcState {
-                exec_id: exec_id.to_owned(),
-                pid: p.pid,
-                status: p.status,
-                stdio: p.stdio.clone(),
-                exit: p.exit,
-            })
-        })
-    }
-
-    /// The bundle path.
-    pub fn bundle(&self) -> &std::path::Path {
-        &self.cfg.bundle
-    }
-
-    /// Kill: signals the init through the runtime (`all`: every process in
-    /// the container) or an exec directly.
-    pub async fn kill(&self, exec_id: &str, signal: u32, all: bool) -> Result<(), TaskError> {
-        let finished = || TaskError::Finished {
-            id: self.cfg.id.clone(),
-            process: self.process_name(exec_id),
-        };
-        if exec_id.is_empty() {
-            let status = self.with_proc("", |p| Ok(p.status))?;
-            if status == Status::Stopped {
-                return Err(finished());
-            }
-            return Ok(self.runtime.kill(&self.cfg.id, signal, all).await?);
-        }
-        let pid = self.with_proc(exec_id, |p| match p.status {
-            Status::Stopped => Err(finished()),
-            Status::Created => Err(self.wrong_state(exec_id, "kill", p.status)),
-            _ => Ok(p.pid),
-        })?;
-        let sig = if signal == 0 {
-            None
-        } else {
-            Some(
-                nix::sys::signal::Signal::try_from(signal as i32).map_err(|_| {
-                    TaskError::Invalid {
-                        what: "signal",
-                        detail: signal.to_string(),
-                    }
-                })?,
-            )
-        };
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig)
-            .map_err(|source| TaskError::Signal { pid, source })
-    }
-
-    /// Wait: blocks until the process exited (also before Start).
-    pub async fn wait(&self, exec_id: &str) -> Result<Exit, TaskError> {
-        let mut rx = self.with_proc(exec_id, |p| Ok(p.waiter()))?;
-        let exit = rx
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| TaskError::ProcessNotFound {
-                id: self.cfg.id.clone(),
-                exec_id: exec_id.to_owned(),
-            })?;
-        (*exit).ok_or_else(|| self.not_created())
-    }
-
     /// Pause: freezes the container.
     pub async fn pause(&self) -> Result<(), TaskError> {
         let _l = self.lifecycle.lock().await;
@@ -704,54 +493,5 @@ impl<R: Runtime> Task<R> {
             },
         );
         Ok(())
-    }
-
-    /// The pids in the container.
-    pub async fn pids(&self) -> Result<Vec<u32>, TaskError> {
-        self.with_proc("", |_| Ok(()))?;
-        Ok(self.runtime.ps(&self.cfg.id).await?)
-    }
-
-    /// The runtime's stats JSON.
-    pub async fn stats(&self) -> Result<serde_json::Value, TaskError> {
-        self.with_proc("", |_| Ok(()))?;
-        Ok(self.runtime.stats(&self.cfg.id).await?)
-    }
-
-    /// Update: new resources (LinuxResources JSON).
-    pub async fn update(&self, resources: &[u8]) -> Result<(), TaskError> {
-        self.with_proc("", |_| Ok(()))?;
-        Ok(self.runtime.update(&self.cfg.id, resources).await?)
-    }
-
-    /// ResizePty of a process (no-op without a terminal).
-    pub fn resize(&self, exec_id: &str, width: u32, height: u32) -> Result<(), TaskError> {
-        let io = self.with_proc(exec_id, |p| Ok(p.io.clone()))?;
-        let clamp = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
-        match io {
-            Some(io) => Ok(io.resize(clamp(width), clamp(height))?),
-            None => Ok(()),
-        }
-    }
-
-    /// CloseIO: closes our stdin writer of a process.
-    pub fn close_io(&self, exec_id: &str) -> Result<(), TaskError> {
-        let io = self.with_proc(exec_id, |p| Ok(p.io.clone()))?;
-        if let Some(io) = io {
-            io.close_stdin();
-        }
-        Ok(())
-    }
-
-    /// The init pid, 0 when none.
-    pub fn task_pid(&self) -> u32 {
-        self.state().init.as_ref().map_or(0, |p| p.pid)
-    }
-
-    /// Whether the shim may exit: no container (never created or deleted)
-    /// and no live process.
-    pub fn can_shutdown(&self) -> bool {
-        let st = self.state();
-        st.init.is_none() && st.execs.values().all(|p| !p.status.is_alive())
     }
 }
