@@ -20,7 +20,7 @@
 //!   cio.rs         the client side of FIFO I/O (as ctr's cio)
 //!   pull.rs        Transfer.Pull with a progress callback
 //!   events.rs      Events.Subscribe and envelope → JSON
-//!   main.rs, commands/, cli/   the berthctl binary
+//!   main.rs, cli.rs, commands/   the berthctl binary (not part of the library)
 //! ```
 //!
 //! Every error is an [`Error`]; [`Error::kind`] maps gRPC codes through

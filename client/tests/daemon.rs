@@ -623,3 +623,62 @@ fn run_forwards_sigterm_and_returns_the_trap_status() {
     assert_eq!(rest, "got-term\n");
     assert_eq!(status.code(), Some(42));
 }
+
+// ---------------------------------------------------------------------------
+// A berthd that has built nothing: every verb must say which RPC is missing
+// in one sentence and exit 125.
+
+struct Unbuilt;
+
+impl berth_api::containerd::services::version::v1::version_server::Version for Unbuilt {}
+
+#[test]
+fn unimplemented_services_are_one_sentence_and_exit_125() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let socket = dir.path().join("unbuilt.sock");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let listener = rt
+        .block_on(async { tokio::net::UnixListener::bind(&socket) })
+        .expect("bind");
+    let server = rt.spawn(
+        tonic::transport::Server::builder()
+            .add_service(
+                berth_api::containerd::services::version::v1::version_server::VersionServer::new(
+                    Unbuilt,
+                ),
+            )
+            .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
+    );
+    let cases: [(&[&str], &str); 10] = [
+        (&["version"], "Version.Version"),
+        (&["namespaces", "ls"], "Namespaces.List"),
+        (&["images", "ls"], "Images.List"),
+        (&["pull", "127.0.0.1:1/x:y"], "Transfer.Pull"),
+        (&["snapshots", "ls"], "Snapshots.List"),
+        (&["content", "ls"], "Content.List"),
+        (&["leases", "ls"], "Leases.List"),
+        (&["ps"], "Containers.List"),
+        (&["events"], "Events.Subscribe"),
+        (&["run", "img"], "Images.Get"),
+    ];
+    for (args, method) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_berthctl"))
+            .arg("--address")
+            .arg(&socket)
+            .args(args)
+            .output()
+            .expect("run berthctl");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "{args:?}: {err}");
+        assert_eq!(
+            err.trim_end(),
+            format!("berthctl: berthd does not implement {method} yet"),
+            "{args:?}"
+        );
+    }
+    server.abort();
+}

@@ -11,6 +11,7 @@ use serde_json::json;
 
 use super::output::{Table, emit, human_size, print_json, short_digest, ts_ago};
 use super::pull::Progress;
+use super::run::find_image;
 use super::{CmdResult, Ctx};
 use berth_client::events::timestamp_text;
 
@@ -114,6 +115,8 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> CmdResult {
             }
         }
         Cmd::Tag { source, target } => {
+            let source = find_image(&client, &source).await?;
+            let target = super::run::normalize_ref(&target);
             let src = client.get_image(&source).await?;
             let image = Image {
                 name: target.clone(),
@@ -146,6 +149,7 @@ pub async fn run(ctx: &Ctx, cmd: Cmd) -> CmdResult {
         Cmd::Inspect { names } => {
             let mut out = Vec::new();
             for name in names {
+                let name = find_image(&client, &name).await?;
                 let r = client.resolve_image(&name).await?;
                 let target = r.image.target.clone().unwrap_or_default();
                 out.push(json!({

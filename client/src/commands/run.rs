@@ -246,6 +246,24 @@ pub async fn find_image(client: &Client, name: &str) -> Result<String, Error> {
     }
 }
 
+/// docker's behaviour for a missing image: pull it (normalized), then run.
+async fn pull_missing(ctx: &Ctx, client: &Client, name: &str) -> Result<String, CliError> {
+    let reference = normalize_ref(name);
+    eprintln!("berthctl: image {name} not found locally; pulling {reference}");
+    let image = client
+        .pull(
+            berth_api::berth::images::v1::PullRequest {
+                r#ref: reference,
+                snapshotter: ctx.snapshotter.clone(),
+                unpack: true,
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .await?;
+    Ok(image.name)
+}
+
 fn spec_options(args: &Args) -> Result<SpecOptions, CliError> {
     let files = args
         .env_file
@@ -299,7 +317,11 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
     }
     let spec = spec_options(&args)?;
     let client = ctx.client().await?;
-    let image = find_image(&client, &args.image).await?;
+    let image = match find_image(&client, &args.image).await {
+        Ok(image) => image,
+        Err(e) if e.is_not_found() => pull_missing(ctx, &client, &args.image).await?,
+        Err(e) => return Err(e.into()),
+    };
     let id = args
         .name
         .clone()
