@@ -280,7 +280,7 @@ pub fn exec_process(
     args: &[String],
     env: &[String],
     cwd: Option<&str>,
-    user: Option<(u32, u32)>,
+    user: Option<&crate::spec::ResolvedUser>,
     terminal: bool,
 ) -> serde_json::Value {
     let mut p = container_spec["process"].clone();
@@ -301,8 +301,11 @@ pub fn exec_process(
     if let Some(cwd) = cwd {
         p["cwd"] = serde_json::json!(cwd);
     }
-    if let Some((uid, gid)) = user {
-        p["user"] = serde_json::json!({"uid": uid, "gid": gid});
+    if let Some(u) = user {
+        p["user"] = serde_json::json!({"uid": u.uid, "gid": u.gid});
+        if !u.additional_gids.is_empty() {
+            p["user"]["additionalGids"] = serde_json::json!(u.additional_gids);
+        }
     }
     p["terminal"] = serde_json::json!(terminal);
     p
@@ -328,7 +331,10 @@ mod tests {
         assert_eq!(p["args"], json!(["ls"]));
         assert_eq!(p["env"], json!(["PATH=/bin", "A=2", "TERM=xterm"]));
         assert_eq!(p["cwd"], "/srv");
-        assert_eq!(p["user"], json!({"uid": 0, "gid": 0}));
+        assert_eq!(
+            p["user"],
+            json!({"uid": 0, "gid": 0, "additionalGids": [10]})
+        );
         assert_eq!(p["terminal"], true);
     }
 

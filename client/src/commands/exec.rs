@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use berth_client::cio::{FifoSet, default_base};
 use berth_client::container::container_spec;
 use berth_client::rootfs::user_db;
+use berth_client::spec::ResolvedUser;
 use berth_client::task::{Stdio, exec_process};
 use berth_client::{Client, Error};
 
@@ -42,13 +43,12 @@ pub struct Args {
     pub command: Vec<String>,
 }
 
-async fn resolve_user(client: &Client, id: &str, user: &str) -> Result<(u32, u32), Error> {
+async fn resolve_user(client: &Client, id: &str, user: &str) -> Result<ResolvedUser, Error> {
     let container = client.get_container(id).await?;
     let mounts = client
         .snapshot_mounts(&container.snapshotter, &container.snapshot_key)
         .await?;
-    let u = user_db(&mounts).resolve(user)?;
-    Ok((u.uid, u.gid))
+    user_db(&mounts).resolve(user)
 }
 
 /// `berthctl exec`.
@@ -67,7 +67,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
         &args.command,
         &env,
         args.workdir.as_deref(),
-        user,
+        user.as_ref(),
         args.tty,
     );
     let exec_id = format!("exec-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
