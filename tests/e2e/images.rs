@@ -104,11 +104,55 @@ fn busybox_pull_ls_and_rm_leave_nothing_after_gc() {
         "{snaps}"
     );
 
+    snapshot_error_codes(&d, &ns, top);
+
     // The same pull in another namespace is independent of this one.
     let other = d.namespace();
     pull(&d, &other, &registry, img);
     remove_and_expect_empty_ns_only(&d, &ns, &reference, &other);
     remove_and_expect_empty(&d, &other, &reference);
+}
+
+/// The codes ctr relies on (Stat → NotFound during unpack), straight from the service.
+fn snapshot_error_codes(d: &Berthd, ns: &str, committed: &str) {
+    block_on(async {
+        let mut c = SnapshotsClient::new(channel(d.socket()).await);
+        let stat = |sn: &str, key: &str| snapshots::StatSnapshotRequest {
+            snapshotter: sn.into(),
+            key: key.into(),
+        };
+        let code = |r: Result<tonic::Response<snapshots::StatSnapshotResponse>, tonic::Status>| {
+            r.expect_err("an error").code()
+        };
+        let missing = c.stat(in_ns(ns, stat("overlayfs", "missing"))).await;
+        assert_eq!(code(missing), tonic::Code::NotFound);
+        let unknown = c.stat(in_ns(ns, stat("zfs", committed))).await;
+        assert_eq!(code(unknown), tonic::Code::InvalidArgument);
+        let info = c
+            .stat(in_ns(ns, stat("overlayfs", committed)))
+            .await
+            .expect("stat")
+            .into_inner()
+            .info
+            .expect("info");
+        assert_eq!(info.kind, snapshots::Kind::Committed as i32);
+        let prepare = |key: &str, parent: &str| snapshots::PrepareSnapshotRequest {
+            snapshotter: "overlayfs".into(),
+            key: key.into(),
+            parent: parent.into(),
+            labels: Default::default(),
+        };
+        let taken = c.prepare(in_ns(ns, prepare(committed, ""))).await;
+        assert_eq!(taken.expect_err("taken").code(), tonic::Code::AlreadyExists);
+        let orphan = c.prepare(in_ns(ns, prepare("k", "no-such-parent"))).await;
+        assert_eq!(orphan.expect_err("no parent").code(), tonic::Code::NotFound);
+        let gone = snapshots::RemoveSnapshotRequest {
+            snapshotter: "overlayfs".into(),
+            key: "missing".into(),
+        };
+        let r = c.remove(in_ns(ns, gone)).await;
+        assert_eq!(r.expect_err("missing").code(), tonic::Code::NotFound);
+    });
 }
 
 /// Removes the image in `ns` and checks `ns` is empty while `other` keeps its copy.
