@@ -320,12 +320,17 @@ mod tests {
     fn exec_process_starts_from_the_container_process() {
         let spec = json!({"process": {"args": ["sh"], "env": ["PATH=/bin", "A=1"], "cwd": "/srv",
                                       "user": {"uid": 5, "gid": 5}, "terminal": false}});
+        let root = crate::spec::ResolvedUser {
+            uid: 0,
+            gid: 0,
+            additional_gids: vec![10],
+        };
         let p = exec_process(
             &spec,
             &["ls".into()],
             &["A=2".into()],
             None,
-            Some((0, 0)),
+            Some(&root),
             true,
         );
         assert_eq!(p["args"], json!(["ls"]));
