@@ -706,3 +706,54 @@ fn walk_names(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+#[test]
+fn shim_killed_while_berthd_is_down_is_cleaned_at_restart() {
+    if !require_root("shim_killed_while_berthd_is_down_is_cleaned_at_restart") {
+        return;
+    }
+    let mut d = Berthd::start();
+    let ns = d.namespace();
+    let rootfs = Rootfs::busybox();
+    let s = d.socket();
+    ctr_ok(
+        &s,
+        &ns,
+        &[
+            "run",
+            "-d",
+            "--rootfs",
+            &rootfs.arg(),
+            "gone",
+            "sleep",
+            "1000",
+        ],
+    );
+    let (pid, _) = task(&d, &ns, "gone").expect("listed");
+    let b = bundle(&d, &ns, "gone");
+    let shim_pid: i32 = std::fs::read_to_string(b.join("shim.pid"))
+        .expect("shim.pid")
+        .trim()
+        .parse()
+        .expect("pid");
+
+    d.kill9();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(shim_pid),
+        nix::sys::signal::SIGKILL,
+    )
+    .expect("kill the shim");
+    d.restart();
+
+    // containerd's dead-shim path: processes killed, bundle removed, task gone.
+    assert!(task(&d, &ns, "gone").is_none(), "{}", d.log());
+    eventually(Duration::from_secs(1), "container process gone", || {
+        !pid_alive(pid)
+    });
+    assert!(!b.exists(), "bundle removed");
+    for ctl in ["memory", "pids", "freezer"] {
+        let cg = Path::new("/sys/fs/cgroup").join(ctl).join(&ns).join("gone");
+        assert!(!cg.exists(), "{} left behind", cg.display());
+    }
+    ctr_ok(&s, &ns, &["containers", "rm", "gone"]);
+}
