@@ -279,3 +279,179 @@ impl pb::tasks_server::Tasks for TasksService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use berth_api::containerd::services::tasks::v1::tasks_server::Tasks;
+    use berth_api::containerd::v1::types::Status as PStatus;
+
+    use super::*;
+    use crate::events::Exchange;
+    use crate::metadata::{AnyValue, Container, Runtime};
+    use crate::tasks::fake::FakeLauncher;
+
+    fn req<T>(ns: Option<&str>, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        if let Some(ns) = ns {
+            r.metadata_mut()
+                .insert("containerd-namespace", ns.parse().expect("ascii"));
+        }
+        r
+    }
+
+    #[tokio::test]
+    async fn adapter_maps_requests_processes_and_codes() {
+        let (dir, db) = crate::metadata::testutil::db();
+        let mut c = Container::new("c1");
+        c.runtime = Runtime {
+            name: "io.containerd.runc.v2".into(),
+            options: None,
+        };
+        c.spec = Some(AnyValue {
+            type_url: berth_api::any::SPEC_TYPE_URL.into(),
+            value: b"{}".to_vec(),
+        });
+        db.containers("n1").create(&c, None).expect("container");
+        let launcher = Arc::new(FakeLauncher::default());
+        let mgr = TaskManager::new(
+            db,
+            Exchange::new(),
+            dir.path().join("state"),
+            launcher.clone(),
+        );
+        let svc = TasksService::new(mgr);
+
+        let err = svc
+            .get(req(
+                None,
+                pb::GetRequest {
+                    container_id: "c1".into(),
+                    exec_id: String::new(),
+                },
+            ))
+            .await
+            .expect_err("no namespace");
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+        let err = svc
+            .get(req(
+                Some("n1"),
+                pb::GetRequest {
+                    container_id: "c1".into(),
+                    exec_id: String::new(),
+                },
+            ))
+            .await
+            .expect_err("no task yet");
+        assert_eq!(err.code(), tonic::Code::NotFound);
+
+        let created = svc
+            .create(req(
+                Some("n1"),
+                pb::CreateTaskRequest {
+                    container_id: "c1".into(),
+                    stdout: "/fifo/out".into(),
+                    terminal: true,
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect("create")
+            .into_inner();
+        assert_eq!(created.container_id, "c1");
+        let sent = launcher
+            .shim("n1", "c1")
+            .st()
+            .create
+            .clone()
+            .expect("shim create");
+        assert!(sent.terminal);
+        assert_eq!(sent.stdout, "/fifo/out");
+
+        let p = svc
+            .get(req(
+                Some("n1"),
+                pb::GetRequest {
+                    container_id: "c1".into(),
+                    exec_id: String::new(),
+                },
+            ))
+            .await
+            .expect("get")
+            .into_inner()
+            .process
+            .expect("process");
+        assert_eq!((p.id.as_str(), p.container_id.as_str()), ("c1", "c1"));
+        assert_eq!((p.pid, p.status), (created.pid, PStatus::Created as i32));
+        assert_eq!(p.stdout, "/fifo/out");
+        assert!(p.terminal);
+
+        let listed = svc
+            .list(req(Some("n1"), pb::ListTasksRequest::default()))
+            .await
+            .expect("list")
+            .into_inner();
+        assert_eq!(listed.tasks.len(), 1);
+
+        let err = svc
+            .checkpoint(req(
+                Some("n1"),
+                pb::CheckpointTaskRequest {
+                    container_id: "c1".into(),
+                    ..Default::default()
+                },
+            ))
+            .await
+            .expect_err("checkpoint");
+        assert_eq!(err.code(), tonic::Code::Unimplemented);
+
+        let err = svc
+            .metrics(req(
+                Some("n1"),
+                pb::MetricsRequest {
+                    filters: vec!["id==".into(), "((".into()],
+                },
+            ))
+            .await
+            .expect_err("bad filter");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        let m = svc
+            .metrics(req(
+                Some("n1"),
+                pb::MetricsRequest {
+                    filters: vec!["id==c1".into()],
+                },
+            ))
+            .await
+            .expect("metrics")
+            .into_inner();
+        assert_eq!(m.metrics.len(), 1);
+
+        launcher.shim("n1", "c1").exit("", 4);
+        let w = svc
+            .wait(req(
+                Some("n1"),
+                pb::WaitRequest {
+                    container_id: "c1".into(),
+                    exec_id: String::new(),
+                },
+            ))
+            .await
+            .expect("wait")
+            .into_inner();
+        assert_eq!(w.exit_status, 4);
+        let d = svc
+            .delete(req(
+                Some("n1"),
+                pb::DeleteTaskRequest {
+                    container_id: "c1".into(),
+                },
+            ))
+            .await
+            .expect("delete")
+            .into_inner();
+        assert_eq!((d.id.as_str(), d.exit_status), ("c1", 4));
+        assert!(d.exited_at.is_some());
+    }
+}

@@ -36,7 +36,7 @@ pub mod shim;
 pub mod shim_manager;
 
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 #[cfg(test)]
 mod manager_tests;
 
