@@ -118,10 +118,10 @@ impl Berthd {
     fn wait_ready(&mut self) {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!("berthd exited early with {status}:\n{}", self.log());
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("berthd exited early with {status}:\n{}", self.log());
             }
             if UnixStream::connect(self.socket()).is_ok() {
                 return;
