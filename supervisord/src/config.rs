@@ -67,6 +67,9 @@ pub struct FileConfig {
     pub address: Option<PathBuf>,
     pub log_level: Option<String>,
     pub log_format: Option<LogFormat>,
+    /// `[registry]`: plain-http registries and credentials (see `images::auth`).
+    #[serde(default)]
+    pub registry: crate::images::RegistryConfig,
 }
 
 /// The resolved configuration.
@@ -77,6 +80,7 @@ pub struct Config {
     pub address: PathBuf,
     pub log_level: String,
     pub log_format: LogFormat,
+    pub registry: crate::images::RegistryConfig,
 }
 
 impl Default for Config {
@@ -87,6 +91,7 @@ impl Default for Config {
             address: DEFAULT_ADDRESS.into(),
             log_level: DEFAULT_LOG_LEVEL.into(),
             log_format: LogFormat::Text,
+            registry: crate::images::RegistryConfig::default(),
         }
     }
 }
@@ -144,6 +149,7 @@ impl Config {
             address: args.address.or(file.address).unwrap_or(d.address),
             log_level: args.log_level.or(file.log_level).unwrap_or(d.log_level),
             log_format: args.log_format.or(file.log_format).unwrap_or(d.log_format),
+            registry: file.registry,
         }
     }
 }

@@ -20,6 +20,7 @@ use berth_api::containerd::services::{
     snapshots::v1::snapshots_server::SnapshotsServer, tasks::v1::tasks_server::TasksServer,
     version::v1::version_server::VersionServer,
 };
+use berth_api::berth::images::v1::transfer_server::TransferServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
@@ -30,6 +31,7 @@ use crate::gc::hooks::WithGc;
 use crate::lock::{LockError, RootLock};
 use crate::metadata::{self, Db};
 use crate::services::introspection::{self, IntrospectionService, PluginInfo};
+use crate::services::transfer::TransferService;
 use crate::services::{
     containers::ContainersService, content::ContentService, diff::DiffService,
     events::EventsService, images::ImagesService, leases::LeasesService,
@@ -240,6 +242,16 @@ impl Daemon {
             .add_service(svc!(
                 ImagesServer,
                 WithGc::new(ImagesService::new(db.clone(), events.clone()), gc.clone())
+            ))
+            .add_service(svc!(
+                TransferServer,
+                TransferService::new(crate::images::Transfer::new(
+                    content.clone(),
+                    db.clone(),
+                    snapshots.clone(),
+                    differ.clone(),
+                    config.registry.clone(),
+                ))
             ))
             .add_service(svc!(DiffServer, DiffService::new(differ)))
             .add_service(svc!(

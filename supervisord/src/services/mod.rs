@@ -25,6 +25,7 @@ pub mod leases;
 pub mod namespaces;
 pub mod snapshots;
 pub mod tasks;
+pub mod transfer;
 pub mod version;
 
 impl HasKind for metadata::Error {

@@ -38,6 +38,7 @@ pub fn config_in(dir: &std::path::Path) -> Config {
         address: dir.join("berthd.sock"),
         log_level: "info".into(),
         log_format: LogFormat::Text,
+        ..Config::default()
     }
 }
 
