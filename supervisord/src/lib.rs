@@ -4,13 +4,13 @@
 //! ```text
 //! config.rs       flags + TOML file -> Config
 //! server.rs       the daemon: lock, metadata, socket, every service, shutdown
+//! oversize.rs     a >16 MiB request answers ResourceExhausted, as containerd
 //! lock.rs         one berthd per root (flock on <root>/berthd.lock)
 //! identifiers.rs  containerd's identifier and label rules
 //! filters.rs      containerd's filter grammar
 //! snapshots/      namespaced snapshots over the snapshotter backends (layout there)
 //! diff/           Diff.Apply / Diff.Diff: layers between the content store and mounts
 //! gc/             garbage collection of content, snapshots and ingests
-//! images/         image transfer: pull (streaming unpack), push, import/export
 //! metadata/       the redb store: namespaces, images, containers, leases, content,
 //!                 snapshot records, GC roots (layout drawn in metadata/mod.rs)
 //! events/         the event exchange (an owned handle)
@@ -35,9 +35,9 @@ pub mod events;
 pub mod filters;
 pub mod gc;
 pub mod identifiers;
-pub mod images;
 pub mod lock;
 pub mod metadata;
+pub mod oversize;
 pub mod server;
 pub mod services;
 pub mod snapshots;

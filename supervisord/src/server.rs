@@ -20,7 +20,6 @@ use berth_api::containerd::services::{
     snapshots::v1::snapshots_server::SnapshotsServer, tasks::v1::tasks_server::TasksServer,
     version::v1::version_server::VersionServer,
 };
-use berth_api::berth::images::v1::transfer_server::TransferServer;
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
@@ -31,7 +30,6 @@ use crate::gc::hooks::WithGc;
 use crate::lock::{LockError, RootLock};
 use crate::metadata::{self, Db};
 use crate::services::introspection::{self, IntrospectionService, PluginInfo};
-use crate::services::transfer::TransferService;
 use crate::services::{
     containers::ContainersService, content::ContentService, diff::DiffService,
     events::EventsService, images::ImagesService, leases::LeasesService,
@@ -116,7 +114,11 @@ pub fn plugins() -> Vec<PluginInfo> {
         PluginInfo::ok("io.containerd.snapshotter.v1", "native", &[]),
         PluginInfo::ok(GRPC, "snapshots", &["io.containerd.snapshotter.v1"]),
         PluginInfo::ok(GRPC, "diff", &["io.containerd.content.v1"]),
-        PluginInfo::ok("io.containerd.gc.v1", "scheduler", &["io.containerd.metadata.v1"]),
+        PluginInfo::ok(
+            "io.containerd.gc.v1",
+            "scheduler",
+            &["io.containerd.metadata.v1"],
+        ),
         PluginInfo::ok(GRPC, "tasks", &["io.containerd.metadata.v1"]),
     ]
 }
@@ -217,6 +219,7 @@ impl Daemon {
             };
         }
         let router = Server::builder()
+            .layer(crate::oversize::OversizeLayer)
             .trace_fn(|req| {
                 tracing::info_span!(
                     "rpc",
@@ -234,7 +237,10 @@ impl Daemon {
                 NamespacesServer,
                 NamespacesService::new(db.clone(), events.clone())
             ))
-            .add_service(svc!(LeasesServer, WithGc::new(LeasesService::new(db.clone()), gc.clone())))
+            .add_service(svc!(
+                LeasesServer,
+                WithGc::new(LeasesService::new(db.clone()), gc.clone())
+            ))
             .add_service(svc!(
                 ContentServer,
                 ContentService::new(content.clone(), events.clone())
@@ -242,16 +248,6 @@ impl Daemon {
             .add_service(svc!(
                 ImagesServer,
                 WithGc::new(ImagesService::new(db.clone(), events.clone()), gc.clone())
-            ))
-            .add_service(svc!(
-                TransferServer,
-                TransferService::new(crate::images::Transfer::new(
-                    content.clone(),
-                    db.clone(),
-                    snapshots.clone(),
-                    differ.clone(),
-                    config.registry.clone(),
-                ))
             ))
             .add_service(svc!(DiffServer, DiffService::new(differ)))
             .add_service(svc!(
