@@ -11,6 +11,7 @@
 //! snapshots/      namespaced snapshots over the snapshotter backends (layout there)
 //! diff/           Diff.Apply / Diff.Diff: layers between the content store and mounts
 //! gc/             garbage collection of content, snapshots and ingests
+//! images/         image transfer: pull (streaming unpack), push, import/export
 //! metadata/       the redb store: namespaces, images, containers, leases, content,
 //!                 snapshot records, GC roots (layout drawn in metadata/mod.rs)
 //! events/         the event exchange (an owned handle)
@@ -35,6 +36,7 @@ pub mod events;
 pub mod filters;
 pub mod gc;
 pub mod identifiers;
+pub mod images;
 pub mod lock;
 pub mod metadata;
 pub mod oversize;

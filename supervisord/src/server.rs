@@ -11,6 +11,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use berth_api::berth::images::v1::transfer_server::TransferServer;
 use berth_api::containerd::services::{
     containers::v1::containers_server::ContainersServer,
     content::v1::content_server::ContentServer, diff::v1::diff_server::DiffServer,
@@ -30,6 +31,7 @@ use crate::gc::hooks::WithGc;
 use crate::lock::{LockError, RootLock};
 use crate::metadata::{self, Db};
 use crate::services::introspection::{self, IntrospectionService, PluginInfo};
+use crate::services::transfer::TransferService;
 use crate::services::{
     containers::ContainersService, content::ContentService, diff::DiffService,
     events::EventsService, images::ImagesService, leases::LeasesService,
@@ -248,6 +250,16 @@ impl Daemon {
             .add_service(svc!(
                 ImagesServer,
                 WithGc::new(ImagesService::new(db.clone(), events.clone()), gc.clone())
+            ))
+            .add_service(svc!(
+                TransferServer,
+                TransferService::new(crate::images::Transfer::new(
+                    content.clone(),
+                    db.clone(),
+                    snapshots.clone(),
+                    differ.clone(),
+                    config.registry.clone(),
+                ))
             ))
             .add_service(svc!(DiffServer, DiffService::new(differ)))
             .add_service(svc!(
