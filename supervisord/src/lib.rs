@@ -16,7 +16,6 @@
 //!                 snapshot records, GC roots (layout drawn in metadata/mod.rs)
 //! events/         the event exchange (an owned handle)
 //! services/       gRPC adapters only: proto <-> domain, error mapping
-//! tasks/          task manager: shims, bundles, restore on restart
 //! tasks/          task manager, shims, bundles, restart recovery (layout in tasks/mod.rs)
 //! ```
 //!

@@ -210,8 +210,8 @@ impl Daemon {
         let snapshots = crate::snapshots::Snapshotters::open(&config.root, db.clone())?;
         let differ = crate::diff::Differ::open(&config.root, content.clone())?;
         let collector = crate::gc::Collector::new(db.clone(), content.clone(), snapshots.clone());
-        let gc = crate::gc::spawn(collector);
-        crate::gc::hooks::watch_deletes(&events, gc.clone());
+        let (gc, gc_task) = crate::gc::spawn(collector);
+        let gc_watch = crate::gc::hooks::watch_deletes(&events, gc.clone());
         let m = MAX_MESSAGE_SIZE;
         macro_rules! svc {
             ($server:ident, $impl:expr) => {
@@ -297,6 +297,19 @@ impl Daemon {
             }
         };
         drop(socket);
+        // The collector holds the database open: let it end (every GC handle gone: the
+        // services' with the server task, the watcher's with the closed exchange) so the
+        // root can be opened again as soon as serve() returns.
+        drop(gc);
+        if tokio::time::timeout(SHUTDOWN_GRACE, async {
+            let _ = gc_watch.await;
+            let _ = gc_task.await;
+        })
+        .await
+        .is_err()
+        {
+            tracing::warn!("garbage collector still running at shutdown");
+        }
         tracing::info!("berthd stopped");
         res
     }

@@ -118,7 +118,7 @@ pub const DELETE_TOPICS: [&str; 3] = ["/containers/delete", "/content/delete", "
 
 /// Schedule a collection on every delete event of [`DELETE_TOPICS`] (a task that ends
 /// when the exchange closes).
-pub fn watch_deletes(events: &Exchange, gc: Gc) {
+pub fn watch_deletes(events: &Exchange, gc: Gc) -> tokio::task::JoinHandle<()> {
     let stream = events.subscribe(Filter::all());
     tokio::spawn(async move {
         futures::pin_mut!(stream);
@@ -127,5 +127,5 @@ pub fn watch_deletes(events: &Exchange, gc: Gc) {
                 gc.schedule();
             }
         }
-    });
+    })
 }

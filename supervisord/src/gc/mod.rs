@@ -170,12 +170,13 @@ impl Gc {
 }
 
 /// Start the collector task (inside a tokio runtime); it collects once right away, then
-/// whenever asked. It ends when every [`Gc`] handle is dropped.
-pub fn spawn(collector: Collector) -> Gc {
+/// whenever asked. It ends when every [`Gc`] handle is dropped; the returned join handle
+/// lets the daemon wait for that (the collector holds the metadata database open).
+pub fn spawn(collector: Collector) -> (Gc, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::unbounded_channel();
     let _ = tx.send(Msg::Schedule);
-    tokio::spawn(run_loop(collector, rx));
-    Gc { tx: Some(tx) }
+    let task = tokio::spawn(run_loop(collector, rx));
+    (Gc { tx: Some(tx) }, task)
 }
 
 async fn run_loop(collector: Collector, mut rx: mpsc::UnboundedReceiver<Msg>) {

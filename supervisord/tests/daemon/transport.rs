@@ -349,10 +349,12 @@ async fn in_flight_rpcs_finish_after_shutdown_starts() {
         .expect("reply");
     assert_eq!(r.offset, data.len() as i64);
     let len = i64::try_from(data.len()).expect("small");
+    // A GC root: the collector that runs at the restart below keeps it.
     let commit = WriteContentRequest {
         total: len,
         offset: len,
         expected: digest.clone(),
+        labels: [("containerd.io/gc.root".to_string(), "test".to_string())].into(),
         ..msg(WriteAction::Commit)
     };
     tx.send(commit).await.expect("send commit");
