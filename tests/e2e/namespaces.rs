@@ -49,7 +49,9 @@ fn removing_an_unknown_namespace_is_not_found_and_ctr_is_done() {
     let code = berth_tests::block_on(async {
         let mut client = NamespacesClient::new(berth_tests::channel(d.socket()).await);
         client
-            .delete(DeleteNamespaceRequest { name: ghost.clone() })
+            .delete(DeleteNamespaceRequest {
+                name: ghost.clone(),
+            })
             .await
             .expect_err("deleting an unknown namespace must fail")
             .code()

@@ -16,15 +16,15 @@
 //! ```
 
 mod daemon;
+mod grpc;
 pub mod images;
 pub mod registry;
-mod grpc;
 mod root;
 mod tools;
 
 pub use daemon::Berthd;
+pub use grpc::{block_on, channel, in_ns};
 pub use images::{Image, Images, images};
 pub use registry::Registry;
-pub use grpc::{block_on, channel, in_ns};
 pub use root::{is_ci, require_root};
 pub use tools::{Output, bin_path, ctr, ctr_ok, unique_name};
