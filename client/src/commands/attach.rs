@@ -14,20 +14,42 @@ use super::tty;
 /// How long output may keep draining after the process exited.
 const OUTPUT_GRACE: Duration = Duration::from_secs(5);
 
+/// SIGWINCH, SIGINT and SIGTERM, caught from before anything is created:
+/// a signal that arrives while the container is being set up is queued and
+/// forwarded once the process runs, instead of killing berthctl and leaving
+/// the container and its FIFOs behind.
+pub struct Signals {
+    winch: Option<tokio::signal::unix::Signal>,
+    sigint: Option<tokio::signal::unix::Signal>,
+    sigterm: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    /// Starts catching the signals.
+    pub fn catch() -> Signals {
+        Signals {
+            winch: signal(SignalKind::window_change()).ok(),
+            sigint: signal(SignalKind::interrupt()).ok(),
+            sigterm: signal(SignalKind::terminate()).ok(),
+        }
+    }
+}
+
 /// Starts process `exec_id` of `id` (empty: the init) and runs it to its
 /// end; returns its exit status (truncated to a byte, as a shell would).
 pub async fn drive(
+    signals: Signals,
     client: &Client,
     id: &str,
     exec_id: &str,
     mut attached: Attached,
     tty: bool,
 ) -> Result<u8, CliError> {
-    // Handlers first: a signal that arrives once the process runs must be
-    // forwarded, not kill berthctl.
-    let mut winch = signal(SignalKind::window_change()).ok();
-    let mut sigint = signal(SignalKind::interrupt()).ok();
-    let mut sigterm = signal(SignalKind::terminate()).ok();
+    let Signals {
+        mut winch,
+        mut sigint,
+        mut sigterm,
+    } = signals;
     let waiter = {
         let (client, id, exec_id) = (client.clone(), id.to_string(), exec_id.to_string());
         tokio::spawn(async move { client.wait_task(&id, &exec_id).await })

@@ -9,7 +9,7 @@ use berth_client::spec::ResolvedUser;
 use berth_client::task::{Stdio, exec_process};
 use berth_client::{Client, Error};
 
-use super::attach::drive;
+use super::attach::{Signals, drive};
 use super::exit::{CliError, sentence, start_failure_code};
 use super::run::collect_env;
 use super::{CmdResult, Ctx, tty};
@@ -86,6 +86,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
         return Ok(0);
     }
 
+    let signals = Signals::catch();
     let fifos = FifoSet::new(&default_base(), &exec_id, args.interactive, args.tty)?;
     let input: Option<Box<dyn std::io::Read + Send>> = args
         .interactive
@@ -102,7 +103,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
         .exec(id, &exec_id, &process, Stdio::Fifos(&fifos))
         .await
         .map_err(invoke)?;
-    let result = drive(&client, id, &exec_id, attached, args.tty).await;
+    let result = drive(signals, &client, id, &exec_id, attached, args.tty).await;
     if let Err(e) = client.delete_process(id, &exec_id).await {
         tracing::debug!(error = %e, "delete exec");
     }

@@ -12,7 +12,7 @@ use berth_client::spec::{ExtraMount, Network, SpecOptions};
 use berth_client::task::Stdio;
 use berth_client::{Client, Error};
 
-use super::attach::drive;
+use super::attach::{Signals, drive};
 use super::exit::{CliError, sentence, start_failure_code};
 use super::{CmdResult, Ctx, key_value, tty};
 
@@ -316,6 +316,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
         return Err(CliError::usage("--rm cannot be combined with -d"));
     }
     let spec = spec_options(&args)?;
+    let signals = (!args.detach).then(Signals::catch);
     let client = ctx.client().await?;
     let image = match find_image(&client, &args.image).await {
         Ok(image) => image,
@@ -354,7 +355,8 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
         return Ok(0);
     }
 
-    let result = foreground(&client, &id, &args).await;
+    let signals = signals.unwrap_or_else(Signals::catch);
+    let result = foreground(signals, &client, &id, &args).await;
     // The task is gone or stopped now; remove it, and the container on --rm.
     if let Err(e) = client.delete_task(&id).await {
         tracing::debug!(error = %e, "delete task");
@@ -367,7 +369,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
     result
 }
 
-async fn foreground(client: &Client, id: &str, args: &Args) -> CmdResult {
+async fn foreground(signals: Signals, client: &Client, id: &str, args: &Args) -> CmdResult {
     let fifos = FifoSet::new(&default_base(), id, args.interactive, args.tty)?;
     let input: Option<Box<dyn std::io::Read + Send>> = args
         .interactive
@@ -386,7 +388,7 @@ async fn foreground(client: &Client, id: &str, args: &Args) -> CmdResult {
             message: sentence(&e),
         });
     }
-    drive(client, id, "", attached, args.tty).await
+    drive(signals, client, id, "", attached, args.tty).await
 }
 
 #[cfg(test)]
