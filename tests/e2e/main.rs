@@ -6,4 +6,5 @@
 mod daemon;
 mod images;
 mod namespaces;
+mod run_image;
 mod tasks;
