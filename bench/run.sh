@@ -6,14 +6,15 @@
 #   mem     20 sleeping tasks per daemon: mean VmRSS and threads per shim
 #   thru    50 sequential `ctr run -d` starts: total time and rate
 #   restart 100 live tasks: kill -9 the daemon, restart, time until `ctr tasks ls` lists
-#           all 100 RUNNING (probe = ctr itself, polled back to back; its own start-up
-#           cost, ~10-20 ms, is inside the figure for both daemons)
+#           all 100 RUNNING (probe = ctr itself, polled back to back; its own cost is
+#           inside the figure for both daemons and is printed on the next line, measured
+#           against the warm daemon just before the kill)
 #   client  `berthctl run --rm IMG true` beside `ctr run --rm` against containerd with
 #           runc and with crun
 #
 # Usage (as root):  bench/run.sh
 # Environment:      RUNS (30, timed runs per e2e/client variant), WARM (2), N_MEM (20),
-#                   N_THRU (50), N_LIVE (100), N_RESTART (3), BIN_DIR (target/release),
+#                   N_THRU (50), N_LIVE (100), N_RESTART (5), BIN_DIR (target/release),
 #                   RESULTS (where samples and the table are kept; default
 #                   /tmp/berth-bench-results-<UTC>), CTR, CONTAINERD, RUNC, CRUN
 #
@@ -42,7 +43,7 @@ WARM=${WARM:-2}
 N_MEM=${N_MEM:-20}
 N_THRU=${N_THRU:-50}
 N_LIVE=${N_LIVE:-100}
-N_RESTART=${N_RESTART:-3}
+N_RESTART=${N_RESTART:-5}
 BIN_DIR=${BIN_DIR:-$here/target/release}
 CTR=${CTR:-/usr/bin/ctr}
 CONTAINERD=${CONTAINERD:-/usr/bin/containerd}
@@ -115,7 +116,7 @@ stop_pid() { # PID: SIGTERM, then SIGKILL after 10 s
 our_pids() { # processes whose command line mentions the bench dir (shims, daemons)
   local f a
   for f in /proc/[0-9]*/cmdline; do
-    a=$(tr '\0' ' ' < "$f" 2>/dev/null) || continue
+    a=$({ tr '\0' ' ' < "$f"; } 2>/dev/null) || continue
     [[ $a == *"$W"* ]] || continue
     f=${f#/proc/}
     f=${f%/cmdline}
@@ -140,7 +141,7 @@ cleanup() {
   for d in "${!CD_PID[@]}"; do stop_pid "${CD_PID[$d]}"; done
   stop_pid "$REG_PID"
   for p in $(our_pids) $(ns_pids); do
-    log "cleanup: killing leftover process $p ($(tr '\0' ' ' < "/proc/$p/cmdline" 2>/dev/null | cut -c1-80))"
+    log "cleanup: killing leftover process $p ($({ tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null | cut -c1-80))"
     kill -KILL "$p" 2>/dev/null || true
   done
   sleep 0.2 # let the kernel reap what was just killed before unmounting
@@ -314,7 +315,7 @@ ge() { python3 -c "import sys; print('yes' if float(sys.argv[1]) >= float(sys.ar
 shims_of() { # berth | cd-host: PIDs of the per-task shims of that daemon
   local f a
   for f in /proc/[0-9]*/cmdline; do
-    a=$(tr '\0' ' ' < "$f" 2>/dev/null) || continue
+    a=$({ tr '\0' ' ' < "$f"; } 2>/dev/null) || continue
     case $1 in
       # the serving shim re-execs itself as /proc/self/exe: match on the binary
       berth)
@@ -447,6 +448,13 @@ if ((restart_ok)); then
   for who in berth cd-host; do
     f=$RESULTS/samples/restart-$who.txt
     : > "$f"
+    # the probe's own cost: `ctr tasks ls` against the warm daemon
+    fp=$RESULTS/samples/probe-$who.txt
+    : > "$fp"
+    for ((k = 0; k < 5; k++)); do
+      if [[ $who == berth ]]; then timed_run "$fp" "probe $who" bctr tasks ls || true
+      else timed_run "$fp" "probe $who" cctr cd-host tasks ls || true; fi
+    done
     for ((k = 0; k < N_RESTART; k++)); do
       if [[ $who == berth ]]; then
         kill -KILL "$B_PID"; wait "$B_PID" 2>/dev/null || true
@@ -472,7 +480,7 @@ if ((restart_ok)); then
       t1=$EPOCHREALTIME
       if ((ready)); then
         ms_between "$t0" "$t1"; echo "$REPLY" >> "$f"
-        log "restart: $who ready with $N_LIVE RUNNING after $REPLY ms"
+        log "restart: $who ready with $N_LIVE RUNNING after $REPLY ms (probe $((n + 1)) of the loop answered)"
       else
         fail "restart: $who never listed $N_LIVE RUNNING tasks (last count ${c:-none})"
         restart_ok=0; break 2
@@ -483,6 +491,8 @@ fi
 if ((restart_ok)); then
   mb=$(median "$RESULTS/samples/restart-berth.txt") mc=$(median "$RESULTS/samples/restart-cd-host.txt")
   row "restart to ready, $N_LIVE live tasks: median ms (n=$N_RESTART)" "$mb" "$mc" "$(ratio "$mb" "$mc")" "<= 50 ms" "$(le "$mb" 50)"
+  pb=$(median "$RESULTS/samples/probe-berth.txt") pc=$(median "$RESULTS/samples/probe-cd-host.txt")
+  row "  of which one probe (ctr tasks ls, warm daemon): median ms (n=5)" "$pb" "$pc" "$(ratio "$pb" "$pc")" "-" "-"
 else
   row "restart to ready, $N_LIVE live tasks" "not measured: ${FAILURES[-1]:0:80}" "-" "-" "<= 50 ms" "-"
 fi
