@@ -232,7 +232,7 @@ async fn leases_containers_and_root_labels_protect() {
 #[tokio::test]
 async fn the_handle_collects_on_demand_and_batches_schedules() {
     let e = env();
-    let gc = spawn(e.collector.clone());
+    let (gc, _task) = spawn(e.collector.clone());
     put(&e, "ns", b"unreferenced", Labels::new(), None).await;
     gc.schedule();
     gc.schedule();
