@@ -84,7 +84,9 @@ fn spawn_serve(args: &ShimArgs, listener: &UnixListener) -> anyhow::Result<u32> 
         .open(args.bundle.join(paths::SHIM_LOG))
         .context("open shim.log")?;
     let mut cmd = Command::new("/proc/self/exe");
-    cmd.arg("serve")
+    // argv[0] names the shim, so `ps` and `pgrep berth-shim` find it.
+    cmd.arg0("berth-shim")
+        .arg("serve")
         .args(args.to_args())
         .current_dir(&args.bundle)
         .env(READY_FD_ENV, READY_FD.to_string())
