@@ -16,7 +16,7 @@
 #
 # Usage (as root):  bench/pull.sh [RUNS]        (default 5)
 # Environment:      BERTHD, BERTHCTL (default target/release/*), CONTAINERD, CTR,
-#                   WORK (default /tmp/berth-bench-pull), REGISTRY_PORT (default 5077),
+#                   WORK (default /tmp/berth-bench-pull), REGISTRY_PORT (default: a free port),
 #                   MAKE_IMAGES (default /work/shared/tools/make-images.sh), BIG_LAYER,
 #                   IMAGES (default "busybox multilayer big")
 set -euo pipefail
@@ -29,7 +29,7 @@ BERTHCTL=${BERTHCTL:-$here/target/release/berthctl}
 CONTAINERD=${CONTAINERD:-$(command -v containerd || true)}
 CTR=${CTR:-$(command -v ctr || true)}
 WORK=${WORK:-/tmp/berth-bench-pull}
-REGISTRY_PORT=${REGISTRY_PORT:-5077}
+REGISTRY_PORT=${REGISTRY_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 MAKE_IMAGES=${MAKE_IMAGES:-/work/shared/tools/make-images.sh}
 BIG_LAYER=${BIG_LAYER:-/work/tmp-layer/layer.tar.gz}
 IMAGES=${IMAGES:-busybox multilayer big}
@@ -111,7 +111,9 @@ PY
   big_layer_gz=$BIG_LAYER
 fi
 [[ -f $big_layer_gz ]] || big_layer_gz=$(ls -S "$big_layout"/blobs/sha256/* | head -1)
-"$MAKE_IMAGES" push >/dev/null 2>&1
+# A registry left by an earlier run may listen elsewhere: start ours afresh.
+"$MAKE_IMAGES" registry-stop >/dev/null 2>&1 || true
+"$MAKE_IMAGES" push >/dev/null
 ref_of() { case $1 in big) echo "$REG/debian:latest" ;; *) echo "$REG/$1:latest" ;; esac; }
 
 # ----------------------------------------------------------------- daemons ----

@@ -98,6 +98,10 @@ impl Transfer {
         let registry = remote.reference().registry().to_owned();
         let repository = remote.reference().repository().to_owned();
         tracing::info!(%name, ns, "pull");
+        let started = std::time::Instant::now();
+        let phase = |what: &str| {
+            tracing::debug!(%name, phase = what, ms = started.elapsed().as_millis() as u64, "pull phase");
+        };
 
         // Root: an index or a manifest.
         let (root_body, root_digest) = remote.manifest(None).await?;
@@ -139,7 +143,9 @@ impl Transfer {
             BlobStatus::Downloaded,
         );
 
+        phase("manifest");
         let config_body = remote.small_blob(&manifest.config.digest).await?;
+        phase("config");
         let config: ImageConfig = parse_json("config", &manifest.config.digest, &config_body)?;
         let layers = stack(&manifest, &config)?;
         for l in &layers {
@@ -174,13 +180,16 @@ impl Transfer {
             }
         };
 
-        // Small blobs, children first.
+        phase("layers");
+        // Small blobs: committed together (the lease holds them; the image record,
+        // which makes them reachable, comes after all three).
         let source = |existing: Option<String>| {
             labels::distribution_source(&registry, &repository, existing.as_deref())
         };
+        let source_key = source(None).0;
         let mut cfg_labels = Labels::new();
         let existing =
-            store::label_of(&self.content, ns, &manifest.config.digest, &source(None).0).await?;
+            store::label_of(&self.content, ns, &manifest.config.digest, &source_key).await?;
         let (k, v) = source(existing);
         cfg_labels.insert(k, v);
         if let (Some(sn), Some(top)) = (snapshotter, &top) {
@@ -188,7 +197,23 @@ impl Transfer {
             cfg_labels.insert(k, v);
         }
         let cfg_desc = manifest.config.clone();
-        self.put_verified(
+        let mut m_labels = labels::manifest_labels(&manifest);
+        let existing =
+            store::label_of(&self.content, ns, &manifest_desc.digest, &source_key).await?;
+        let (k, v) = source(existing);
+        m_labels.insert(k, v);
+        let index = match index {
+            Some((index_desc, index_body, chosen)) => {
+                let mut i_labels = labels::index_labels(&[&chosen]);
+                let existing =
+                    store::label_of(&self.content, ns, &index_desc.digest, &source_key).await?;
+                let (k, v) = source(existing);
+                i_labels.insert(k, v);
+                Some((index_desc, index_body, i_labels))
+            }
+            None => None,
+        };
+        let config_put = self.put_verified(
             ns,
             lease,
             "config",
@@ -196,15 +221,8 @@ impl Transfer {
             config_body,
             cfg_labels,
             &progress,
-        )
-        .await?;
-
-        let mut m_labels = labels::manifest_labels(&manifest);
-        let existing =
-            store::label_of(&self.content, ns, &manifest_desc.digest, &source(None).0).await?;
-        let (k, v) = source(existing);
-        m_labels.insert(k, v);
-        self.put_verified(
+        );
+        let manifest_put = self.put_verified(
             ns,
             lease,
             "manifest",
@@ -212,28 +230,20 @@ impl Transfer {
             manifest_body,
             m_labels,
             &progress,
-        )
-        .await?;
-
-        if let Some((index_desc, index_body, chosen)) = index {
-            let mut i_labels = labels::index_labels(&[&chosen]);
-            let existing =
-                store::label_of(&self.content, ns, &index_desc.digest, &source(None).0).await?;
-            let (k, v) = source(existing);
-            i_labels.insert(k, v);
-            self.put_verified(
-                ns,
-                lease,
-                "index",
-                &index_desc,
-                index_body,
-                i_labels,
-                &progress,
-            )
-            .await?;
-        }
-
+        );
+        let index_put = async {
+            match index {
+                Some((desc, body, l)) => {
+                    self.put_verified(ns, lease, "index", &desc, body, l, &progress)
+                        .await
+                }
+                None => Ok(()),
+            }
+        };
+        futures::try_join!(config_put, manifest_put, index_put)?;
+        phase("blobs");
         store::put_image(&self.db, ns, &name, &root, req.labels.clone()).await?;
+        phase("image");
         tracing::info!(%name, ns, digest = %root.digest, "pulled");
         Ok(Pulled { name, target: root })
     }

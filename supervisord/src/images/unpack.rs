@@ -118,6 +118,8 @@ impl Transfer {
         progress: &Progress,
     ) -> Result<String> {
         let mut parent = String::new();
+        // Label updates run beside the next layer's unpack; all are joined at the end.
+        let mut labelling = tokio::task::JoinSet::new();
         for (i, layer) in layers.iter().enumerate() {
             let desc = &layer.desc;
             let chain = layer.chain_id.clone();
@@ -145,6 +147,7 @@ impl Transfer {
                 continue;
             }
             let key = unpack_key(&chain);
+            let started = std::time::Instant::now();
             let (ns2, sn2, key2, parent2, lease2) = (
                 ns.to_owned(),
                 sn.to_owned(),
@@ -173,9 +176,11 @@ impl Transfer {
                 desc.size as u64,
                 BlobStatus::Unpacking,
             );
+            let prepared = started.elapsed();
             let outcome = self
                 .apply_one(ns, layer, mounts, tees[i].take(), &mut fetches[i])
                 .await;
+            let applied = started.elapsed();
             let result = match outcome {
                 Ok(()) => {
                     let (ns2, sn2, key2, chain2, lease2) = (
@@ -212,7 +217,15 @@ impl Transfer {
             }
             let mut l = Labels::new();
             l.insert(UNCOMPRESSED.into(), layer.diff_id.clone());
-            store::merge_labels(&self.content, ns, &desc.digest, l).await?;
+            let (content, ns2, digest) = (self.content.clone(), ns.to_owned(), desc.digest.clone());
+            labelling.spawn(async move { store::merge_labels(&content, &ns2, &digest, l).await });
+            tracing::debug!(
+                layer = %desc.digest,
+                prepare_ms = prepared.as_millis() as u64,
+                apply_ms = (applied - prepared).as_millis() as u64,
+                commit_ms = (started.elapsed() - applied).as_millis() as u64,
+                "layer unpacked"
+            );
             progress.send(
                 &desc.digest,
                 &desc.media_type,
@@ -221,6 +234,9 @@ impl Transfer {
                 BlobStatus::Done,
             );
             parent = chain;
+        }
+        while let Some(done) = labelling.join_next().await {
+            done.map_err(|e| TransferError::Join(e.to_string()))??;
         }
         Ok(parent)
     }
