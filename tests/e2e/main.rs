@@ -6,5 +6,6 @@
 mod daemon;
 mod images;
 mod namespaces;
+mod pull;
 mod run_image;
 mod tasks;
