@@ -161,6 +161,13 @@ impl Drop for Root {
                 let _ = self.runc(&["delete", "--force", &id]);
             }
         }
+        // The runtime keeps the shared parent of relative cgroup paths; the tests remove
+        // it once empty (rmdir refuses a parent another test still uses).
+        if let Ok(controllers) = std::fs::read_dir("/sys/fs/cgroup") {
+            for c in controllers.flatten() {
+                let _ = std::fs::remove_dir(c.path().join(berth_runtime::cgroups::BERTH_PARENT));
+            }
+        }
     }
 }
 
