@@ -20,6 +20,7 @@
 //!   error.rs          ErrorKind, HasKind, status()
 //!   metadata.rs       containerd-namespace / containerd-lease keys
 //!   any.rs            pack / unpack with containerd type URLs
+//!   transport.rs      gRPC channels over a unix socket
 //!   containerd/       containerd's API (types, events, services/*/v1, runc options)
 //!   io/containerd/    cgroups v1 and v2 Metrics
 //!   google/rpc/       google.rpc.Status
@@ -36,6 +37,7 @@
 pub mod any;
 pub mod error;
 pub mod metadata;
+pub mod transport;
 
 pub use error::{ErrorKind, HasKind, status};
 

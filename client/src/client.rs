@@ -15,12 +15,10 @@ use berth_api::containerd::services::snapshots::v1::snapshots_client::SnapshotsC
 use berth_api::containerd::services::tasks::v1::tasks_client::TasksClient;
 use berth_api::containerd::services::version::v1::version_client::VersionClient;
 use berth_api::metadata::{LEASE_HEADER, NAMESPACE_HEADER};
-use hyper_util::rt::TokioIo;
 use tonic::metadata::{AsciiMetadataValue, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint, Uri};
-use tower::service_fn;
+use tonic::transport::Channel;
 
 use crate::error::{Error, Result};
 
@@ -106,19 +104,13 @@ impl Client {
     pub async fn connect(address: impl AsRef<Path>) -> Result<Client> {
         let address = address.as_ref().to_path_buf();
         let path = address.clone();
-        let channel = Endpoint::from_static("http://[::]:50051")
-            .connect_with_connector(service_fn(move |_: Uri| {
-                let path = path.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(path).await?;
-                    Ok::<_, std::io::Error>(TokioIo::new(stream))
-                }
-            }))
-            .await
-            .map_err(|source| Error::Connect {
-                address: address.clone(),
-                source,
-            })?;
+        let channel =
+            berth_api::transport::connect_unix(berth_api::transport::unix_endpoint(), path)
+                .await
+                .map_err(|source| Error::Connect {
+                    address: address.clone(),
+                    source,
+                })?;
         Ok(Client {
             channel,
             address,

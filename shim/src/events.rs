@@ -13,9 +13,8 @@ use berth_api::any::pack;
 use berth_api::containerd::services::events::v1::events_client::EventsClient;
 use berth_api::containerd::services::events::v1::{Envelope, ForwardRequest};
 use berth_api::metadata::NAMESPACE_HEADER;
-use hyper_util::rt::TokioIo;
 use tokio::sync::{Notify, mpsc};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// First retry delay.
 const BACKOFF_START: Duration = Duration::from_millis(20);
@@ -169,16 +168,7 @@ impl Forwarder {
 /// A lazily connecting channel to a unix socket; every failed call makes
 /// the next one reconnect.
 pub fn connect_lazy(socket: PathBuf) -> Channel {
-    Endpoint::from_static("http://[::1]:0").connect_with_connector_lazy(tower::service_fn(
-        move |_| {
-            let socket = socket.clone();
-            async move {
-                tokio::net::UnixStream::connect(socket)
-                    .await
-                    .map(TokioIo::new)
-            }
-        },
-    ))
+    berth_api::transport::connect_unix_lazy(berth_api::transport::unix_endpoint(), socket)
 }
 
 #[cfg(test)]

@@ -2,18 +2,11 @@
 
 use std::path::PathBuf;
 
-use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 /// A gRPC channel over the unix socket at `path`.
 pub async fn channel(path: PathBuf) -> Channel {
-    Endpoint::try_from("http://berthd.invalid")
-        .expect("a static, valid URI")
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
+    berth_api::transport::connect_unix(berth_api::transport::unix_endpoint(), path)
         .await
         .expect("connect to berthd")
 }

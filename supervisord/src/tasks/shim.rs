@@ -10,9 +10,8 @@ use std::time::Duration;
 
 use berth_api::berth::shim::v1 as pb;
 use berth_api::berth::shim::v1::shim_client::ShimClient;
-use hyper_util::rt::TokioIo;
 use tonic::Status;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Channel, Endpoint};
 
 /// How long connecting to a shim socket may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -68,7 +67,7 @@ impl GrpcShim {
     /// a hundred shims cost no round trip before serving).
     pub fn connect_lazy(namespace: &str, address: &str) -> Self {
         let path = socket_of(address);
-        let channel = Self::endpoint().connect_with_connector_lazy(Self::connector(path));
+        let channel = berth_api::transport::connect_unix_lazy(Self::endpoint(), path);
         Self {
             namespace: namespace.to_owned(),
             client: ShimClient::new(channel)
@@ -77,33 +76,11 @@ impl GrpcShim {
     }
 
     fn endpoint() -> Endpoint {
-        // The URI is required by the API but unused: the connector dials the socket.
-        Endpoint::from_static("http://berth-shim.invalid").connect_timeout(CONNECT_TIMEOUT)
-    }
-
-    fn connector(
-        path: PathBuf,
-    ) -> impl tower::Service<
-        Uri,
-        Response = TokioIo<tokio::net::UnixStream>,
-        Error = std::io::Error,
-        Future = impl Future<Output = std::io::Result<TokioIo<tokio::net::UnixStream>>> + Send,
-    > + Clone
-    + Send
-    + 'static {
-        tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(stream))
-            }
-        })
+        berth_api::transport::unix_endpoint().connect_timeout(CONNECT_TIMEOUT)
     }
 
     async fn channel(path: &Path) -> Result<Channel, tonic::transport::Error> {
-        Self::endpoint()
-            .connect_with_connector(Self::connector(path.to_owned()))
-            .await
+        berth_api::transport::connect_unix(Self::endpoint(), path).await
     }
 
     fn req<T>(&self, msg: T) -> tonic::Request<T> {
