@@ -201,7 +201,10 @@ fn init_logging(cli: &Cli) {
             };
             let w = std::sync::Mutex::new(file);
             let _ = if cli.log_format == "json" {
-                builder.json().with_writer(w).try_init()
+                builder
+                    .event_format(crate::log::RuncJson)
+                    .with_writer(w)
+                    .try_init()
             } else {
                 builder.with_writer(w).try_init()
             };
@@ -229,10 +232,26 @@ pub fn cli_main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(code) => code,
         Err(e) => {
             // The library's messages already carry their causes: print the top level.
-            tracing::error!(error = %e, "command failed");
+            log_failure(&e);
             eprintln!("berth-runc: {e}");
             1
         }
+    }
+}
+
+/// The failure's log line: its message as `msg`, and for a library error its kind (and
+/// an exec failure's errno) as typed fields, so readers never parse the message.
+fn log_failure(e: &anyhow::Error) {
+    let Some(l) = e.downcast_ref::<crate::Error>() else {
+        tracing::error!("{e}");
+        return;
+    };
+    let kind = l.kind().as_str();
+    match l {
+        crate::Error::Exec { source, .. } => {
+            tracing::error!(kind, errno = source.errno as i32, "{e}")
+        }
+        _ => tracing::error!(kind, "{e}"),
     }
 }
 

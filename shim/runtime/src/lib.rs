@@ -5,6 +5,7 @@
 //! ```text
 //! lib.rs            this API
 //! cli.rs            berth-runc's command line (cli_main)
+//! log.rs            `--log-format json`: runc's JSON log lines (+ berth's typed fields)
 //! container/        one file per verb: create, start, kill, delete, exec, query (state,
 //!                   list, ps, pause, resume, stats, update); plan.rs: what create does,
 //!                   computed (and unit-tested) before anything exists
@@ -37,7 +38,10 @@
 //!   runs exec (CVE-2019-5736 class).
 //! - [`pause`], [`resume`], [`ps`]` -> Vec<i32>`, [`stats`]` -> Stats`,
 //!   [`update`]`(root, id, &LinuxResources)`.
-//! - Errors: [`Error`] with [`Error::kind`] -> [`ErrorKind`].
+//! - Errors: [`Error`] with [`Error::kind`] -> [`ErrorKind`]; a command that cannot be
+//!   executed is [`Error::Exec`] carrying an [`ExecError`] (command, errno), kind
+//!   `ExecutableNotFound` or `NotExecutable`. berth-runc writes a failure's kind (and
+//!   errno) on its `--log` line ([`log::Record`]).
 
 pub mod capabilities;
 pub mod cgroups;
@@ -47,6 +51,7 @@ pub mod default_spec;
 mod error;
 pub mod features;
 pub mod hooks;
+pub mod log;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
@@ -66,7 +71,7 @@ pub use container::kill::{kill, parse_signal};
 pub use container::query::{list, pause, ps, resume, state, stats, update};
 pub use container::start::start;
 pub use container::{CreateOptions, ExecOptions};
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, ExecError, Result};
 pub use nix::sys::signal::Signal;
 pub use security::reexec_sealed;
 pub use state::{RuntimeRoot, State, Status};

@@ -1,12 +1,17 @@
 //! The parent <-> child channel between fork and exec: a SOCK_SEQPACKET pair carrying
 //! one tagged message per packet. EOF means the peer exited (or exec'd: the child's end
 //! is close-on-exec).
+//!
+//! A child reports failure as a [`ChildError`]: a plain message (`ERROR`) or, when the
+//! process's executable cannot be run, a typed [`ExecError`] (`EXEC_FAILED`:
+//! errno i32 LE, searched-PATH flag u8, command bytes), so the parent returns
+//! [`Error::Exec`] with its errno instead of a sentence to be matched.
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ExecError, Result};
 
 /// Message tags.
 pub mod tag {
@@ -28,6 +33,108 @@ pub mod tag {
     pub const READY: u8 = b'R';
     /// child -> parent: an error message follows.
     pub const ERROR: u8 = b'E';
+    /// child -> parent: the executable cannot be run (an encoded [`super::ExecError`]).
+    pub const EXEC_FAILED: u8 = b'X';
+}
+
+/// A failure of a child between fork and exec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildError {
+    /// Any failure, as one sentence.
+    Message(String),
+    /// The process's executable cannot be run.
+    Exec(ExecError),
+}
+
+impl std::fmt::Display for ChildError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChildError::Message(m) => f.write_str(m),
+            ChildError::Exec(e) => e.fmt(f),
+        }
+    }
+}
+
+impl From<String> for ChildError {
+    fn from(m: String) -> Self {
+        ChildError::Message(m)
+    }
+}
+
+impl From<&str> for ChildError {
+    fn from(m: &str) -> Self {
+        ChildError::Message(m.to_owned())
+    }
+}
+
+impl From<ExecError> for ChildError {
+    fn from(e: ExecError) -> Self {
+        ChildError::Exec(e)
+    }
+}
+
+impl ChildError {
+    /// The tag and payload this error travels as.
+    pub fn encode(&self) -> (u8, Vec<u8>) {
+        match self {
+            ChildError::Message(m) => (tag::ERROR, m.as_bytes().to_vec()),
+            ChildError::Exec(e) => {
+                let mut p = (e.errno as i32).to_le_bytes().to_vec();
+                p.push(u8::from(e.searched_path));
+                p.extend_from_slice(e.command.as_bytes());
+                (tag::EXEC_FAILED, p)
+            }
+        }
+    }
+
+    /// The error a message with tag `t` carries, if it is one.
+    pub fn decode(t: u8, payload: &[u8]) -> Option<ChildError> {
+        match t {
+            tag::ERROR => Some(ChildError::Message(
+                String::from_utf8_lossy(payload).into_owned(),
+            )),
+            tag::EXEC_FAILED => Some(match payload {
+                [a, b, c, d, searched, command @ ..] => ChildError::Exec(ExecError {
+                    command: String::from_utf8_lossy(command).into_owned(),
+                    errno: nix::errno::Errno::from_raw(i32::from_le_bytes([*a, *b, *c, *d])),
+                    searched_path: *searched != 0,
+                }),
+                _ => ChildError::Message("malformed exec error from the container init".into()),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Tag and payload in one buffer (for the start socket, a byte stream).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let (t, mut p) = self.encode();
+        p.insert(0, t);
+        p
+    }
+
+    /// The inverse of [`ChildError::to_bytes`]; untagged bytes are a message.
+    pub fn from_bytes(bytes: &[u8]) -> ChildError {
+        match bytes.split_first() {
+            Some((t, p)) => ChildError::decode(*t, p).unwrap_or_else(|| {
+                ChildError::Message(String::from_utf8_lossy(bytes).into_owned())
+            }),
+            None => ChildError::Message("empty error from the container init".into()),
+        }
+    }
+
+    /// The library error of container `id`.
+    pub fn into_error(self, id: &str) -> Error {
+        match self {
+            ChildError::Message(message) => Error::Init {
+                id: id.to_owned(),
+                message,
+            },
+            ChildError::Exec(source) => Error::Exec {
+                id: id.to_owned(),
+                source,
+            },
+        }
+    }
 }
 
 /// One end of the channel.
@@ -77,14 +184,62 @@ impl Chan {
         }
     }
 
-    /// Waits for `want`; an ERROR message or EOF becomes `Err(message)`.
-    pub fn expect(&self, want: u8) -> std::result::Result<Vec<u8>, String> {
+    /// Sends `e` (a child's last message).
+    pub fn send_error(&self, e: &ChildError) -> nix::Result<()> {
+        let (t, p) = e.encode();
+        self.send(t, &p)
+    }
+
+    /// Waits for `want`; a reported error or EOF becomes the `Err`.
+    pub fn expect(&self, want: u8) -> std::result::Result<Vec<u8>, ChildError> {
         match self.recv() {
             Ok(Some((t, p))) if t == want => Ok(p),
-            Ok(Some((tag::ERROR, p))) => Err(String::from_utf8_lossy(&p).into_owned()),
-            Ok(Some((t, _))) => Err(format!("unexpected sync message {:?}", t as char)),
+            Ok(Some((t, p))) => Err(ChildError::decode(t, &p).unwrap_or_else(|| {
+                ChildError::Message(format!("unexpected sync message {:?}", t as char))
+            })),
             Ok(None) => Err("peer exited".into()),
-            Err(e) => Err(format!("sync: {e}")),
+            Err(e) => Err(format!("sync: {e}").into()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use nix::errno::Errno;
+
+    use super::*;
+
+    fn missing() -> ChildError {
+        ChildError::Exec(ExecError {
+            command: "nosuchcmd".into(),
+            errno: Errno::ENOENT,
+            searched_path: true,
+        })
+    }
+
+    #[test]
+    fn child_errors_cross_the_channel_typed() {
+        let (a, b) = pair().expect("pair");
+        a.send_error(&missing()).expect("send");
+        assert_eq!(b.expect(tag::READY), Err(missing()));
+        a.send_error(&"mount failed".into()).expect("send");
+        assert_eq!(b.expect(tag::READY), Err("mount failed".into()));
+        a.send(tag::READY, b"x").expect("send");
+        assert_eq!(b.expect(tag::READY), Ok(b"x".to_vec()));
+        drop(a);
+        assert_eq!(b.expect(tag::READY), Err("peer exited".into()));
+    }
+
+    #[test]
+    fn child_errors_round_trip_as_bytes() {
+        for e in [missing(), ChildError::Message("boom".into())] {
+            assert_eq!(ChildError::from_bytes(&e.to_bytes()), e);
+        }
+        assert!(matches!(
+            ChildError::from_bytes(&[tag::EXEC_FAILED, 1]),
+            ChildError::Message(_)
+        ));
+        let e = missing().into_error("c1");
+        assert_eq!(e.kind(), crate::ErrorKind::ExecutableNotFound);
     }
 }

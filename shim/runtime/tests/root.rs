@@ -697,3 +697,92 @@ fn preserved_fds_reach_the_container() {
     assert_eq!(lines.next().map(str::trim), Some("5"), "{out}");
     assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
 }
+
+/// The last error record of a `--log-format json` file.
+fn last_error(log: &Path) -> berth_runtime::log::Record {
+    let text = std::fs::read_to_string(log).expect("log file");
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<berth_runtime::log::Record>(l).ok())
+        .rfind(|r| r.is_error())
+        .unwrap_or_else(|| panic!("no error record in {text:?}"))
+}
+
+#[test]
+fn exec_failures_are_typed_on_stderr_and_the_json_log() {
+    if !need_root() {
+        return;
+    }
+    become_subreaper();
+    let r = Root::new();
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("log.json");
+    let log_s = log.to_str().expect("utf8");
+    let create = |b: &Bundle, id: &str| {
+        r.runc(&[
+            "--log",
+            log_s,
+            "--log-format",
+            "json",
+            "create",
+            "-b",
+            b.path().to_str().expect("utf8"),
+            id,
+        ])
+    };
+
+    // Not in $PATH: create fails (runc's LookPath before the start wait), nothing left.
+    let b = Bundle::new(&["nosuchcmd"]);
+    let id = unique("enoent");
+    let o = create(&b, &id);
+    assert!(!o.status.success());
+    let want = r#"unable to start container process: exec: "nosuchcmd": executable file not found in $PATH"#;
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains(want),
+        "stderr: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rec = last_error(&log);
+    assert_eq!(rec.msg, want);
+    assert_eq!(rec.kind.as_deref(), Some("executable-not-found"));
+    assert_eq!(rec.errno, Some(libc::ENOENT));
+    assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
+
+    // A file without an x bit: permission denied, kind not-executable.
+    let b = Bundle::new(&["/bin/data"]);
+    std::fs::write(b.path().join("rootfs/bin/data"), "not a program").expect("write");
+    let id = unique("eacces");
+    let o = create(&b, &id);
+    assert!(!o.status.success());
+    let rec = last_error(&log);
+    assert_eq!(
+        rec.msg,
+        r#"unable to start container process: exec: "/bin/data": permission denied"#
+    );
+    assert_eq!(rec.kind.as_deref(), Some("not-executable"));
+    assert_eq!(rec.errno, Some(libc::EACCES));
+    assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
+
+    // exec of a missing command in a running container: the same typed record.
+    let b = Bundle::new(&["sleep", "1000"]);
+    let id = unique("exec-enoent");
+    let init = start_sleeper(&r, &b, &id);
+    let o = r.runc(&[
+        "--log",
+        log_s,
+        "--log-format",
+        "json",
+        "exec",
+        "-d",
+        &id,
+        "nosuchcmd",
+    ]);
+    assert!(!o.status.success());
+    let rec = last_error(&log);
+    assert_eq!(rec.kind.as_deref(), Some("executable-not-found"));
+    assert!(rec.msg.contains(r#"exec: "nosuchcmd""#), "{}", rec.msg);
+    r.ok(&["kill", "--all", &id, "KILL"]);
+    reap(init);
+    r.wait_status(&id, "stopped");
+    r.ok(&["delete", &id]);
+    assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
+}

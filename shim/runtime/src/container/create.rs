@@ -15,7 +15,7 @@ use crate::cgroups::{self, CgroupManager};
 use crate::error::{Error, Result};
 use crate::process::create::{InitCtx, intermediate};
 use crate::state::{self, ContainerRecord, RuntimeRoot, START_SOCKET, Status};
-use crate::sync::{self, tag};
+use crate::sync::{self, ChildError, tag};
 use crate::{hooks, spec};
 
 /// Undoes a partial create on drop unless disarmed.
@@ -173,10 +173,7 @@ pub fn create(root: &RuntimeRoot, id: &str, bundle: &Path, opts: &CreateOptions)
     drop(console);
     drop(ns_files);
     guard.intermediate = Some(child);
-    let fail = |message: String| Error::Init {
-        id: id.to_owned(),
-        message,
-    };
+    let fail = |e: ChildError| e.into_error(id);
 
     cg.add_task(child.as_raw())
         .map_err(|source| Error::Cgroup {
@@ -247,11 +244,10 @@ pub fn create(root: &RuntimeRoot, id: &str, bundle: &Path, opts: &CreateOptions)
                     .map_err(|e| Error::sys("sync", e))?;
             }
             Ok(Some((tag::READY, _))) => break,
-            Ok(Some((tag::ERROR, msg))) => {
-                return Err(fail(String::from_utf8_lossy(&msg).into_owned()));
-            }
-            Ok(Some((t, _))) => {
-                return Err(fail(format!("unexpected sync message {:?}", t as char)));
+            Ok(Some((t, p))) => {
+                return Err(fail(ChildError::decode(t, &p).unwrap_or_else(|| {
+                    format!("unexpected sync message {:?}", t as char).into()
+                })));
             }
             Ok(None) => return Err(fail("init exited during create".into())),
             Err(e) => return Err(Error::sys("sync", e)),

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::namespaces::proc_name;
 use crate::process::exec::{ExecCtx, intermediate};
 use crate::state::{self, RuntimeRoot, Status};
-use crate::sync::{self, tag};
+use crate::sync::{self, ChildError, tag};
 
 /// Runs `opts.process` in container `id`; returns its host pid once it has exec'd.
 pub fn exec(root: &RuntimeRoot, id: &str, opts: &ExecOptions) -> Result<i32> {
@@ -78,10 +78,7 @@ pub fn exec(root: &RuntimeRoot, id: &str, opts: &ExecOptions) -> Result<i32> {
     drop(child_chan);
     drop(console);
     drop(files);
-    let fail = |message: String| Error::Init {
-        id: id.to_owned(),
-        message,
-    };
+    let fail = |e: ChildError| e.into_error(id);
     let kill_child = || {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(child, None);
@@ -95,7 +92,7 @@ pub fn exec(root: &RuntimeRoot, id: &str, opts: &ExecOptions) -> Result<i32> {
     }
     let pid = match parent_chan
         .send(tag::GO, &[])
-        .map_err(|e| e.to_string())
+        .map_err(|e| ChildError::from(e.to_string()))
         .and_then(|_| parent_chan.expect(tag::PID))
     {
         Ok(raw) => i32::from_le_bytes(
@@ -111,11 +108,15 @@ pub fn exec(root: &RuntimeRoot, id: &str, opts: &ExecOptions) -> Result<i32> {
     let _ = nix::sys::wait::waitpid(child, None);
     match parent_chan.recv() {
         Ok(None) => {}
-        Ok(Some((tag::ERROR, m))) => {
+        Ok(Some((t, p))) => {
+            let Some(e) = ChildError::decode(t, &p) else {
+                return Err(fail(
+                    format!("unexpected sync message {:?}", t as char).into(),
+                ));
+            };
             super::reap_if_child(pid);
-            return Err(fail(String::from_utf8_lossy(&m).into_owned()));
+            return Err(fail(e));
         }
-        Ok(Some((t, _))) => return Err(fail(format!("unexpected sync message {:?}", t as char))),
         Err(e) => return Err(Error::sys("sync", e)),
     }
     if let Some(pf) = &opts.pid_file {

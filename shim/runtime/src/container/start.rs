@@ -8,6 +8,7 @@ use std::os::unix::net::UnixStream;
 use super::{hook_state, load, run_warn_hooks};
 use crate::error::{Error, Result};
 use crate::state::{RuntimeRoot, START_SOCKET, Status};
+use crate::sync::ChildError;
 
 /// Starts the user process of created container `id`.
 pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
@@ -26,17 +27,15 @@ pub fn start(root: &RuntimeRoot, id: &str) -> Result<()> {
         .map_err(|e| Error::io("connecting start socket", dir.join(START_SOCKET), e))?;
     conn.write_all(b"s")
         .map_err(|e| Error::io("starting", dir.join(START_SOCKET), e))?;
-    let mut msg = String::new();
-    // EOF without bytes: the process was exec'd (the connection is close-on-exec).
-    let _ = conn.read_to_string(&mut msg);
+    let mut msg = Vec::new();
+    // EOF without bytes: the process was exec'd (the connection is close-on-exec);
+    // anything else is the init's encoded error.
+    let _ = conn.read_to_end(&mut msg);
     let _ = std::fs::remove_file(dir.join(START_SOCKET));
     l.rec.started = true;
     root.save(&l.rec)?;
     if !msg.is_empty() {
-        return Err(Error::Init {
-            id: id.to_owned(),
-            message: msg,
-        });
+        return Err(ChildError::from_bytes(&msg).into_error(id));
     }
     tracing::info!(id, pid = l.rec.pid, "started");
     let hooks = l.rec.config.hooks().clone().unwrap_or_default();

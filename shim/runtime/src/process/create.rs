@@ -19,7 +19,9 @@
 //! ```
 //! `start` connects to `start.sock`; init runs startContainer hooks, drops privileges,
 //! loads seccomp and execs. The connection is close-on-exec: EOF tells `start` the exec
-//! happened; any bytes before EOF are an error message. Once the intermediate exits,
+//! happened; any bytes before EOF are an error ([`ChildError::to_bytes`]).
+//! Like runc, init looks the executable up before READY, so a missing or
+//! non-executable command fails `create` with [`crate::Error::Exec`]. Once the intermediate exits,
 //! init is reparented to the nearest subreaper (the shim) or to pid 1.
 
 use std::os::fd::RawFd;
@@ -32,7 +34,7 @@ use crate::hooks;
 use crate::namespaces::{NsPlan, flag};
 use crate::process::{self, ProcessPlan};
 use crate::rootfs::{self, RootfsPlan};
-use crate::sync::{Chan, tag};
+use crate::sync::{Chan, ChildError, tag};
 
 /// What the intermediate and init processes need (a copy lives in each after fork).
 #[derive(Debug)]
@@ -54,7 +56,7 @@ pub struct InitCtx {
     pub start_container_hooks: Vec<Hook>,
 }
 
-type R = std::result::Result<(), String>;
+type R = std::result::Result<(), ChildError>;
 
 fn exit(code: i32) -> ! {
     // SAFETY: _exit ends the process without running the parent's atexit handlers.
@@ -67,7 +69,7 @@ pub(crate) fn enter_namespaces(
     new_user: bool,
     unshare_flags: CloneFlags,
     chan: &Chan,
-) -> R {
+) -> std::result::Result<(), String> {
     let mut in_userns = false;
     for (t, fd) in ns_fds {
         // SAFETY: fd is an open namespace file of the parent, inherited across fork.
@@ -86,7 +88,7 @@ pub(crate) fn enter_namespaces(
         unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("creating user namespace: {e}"))?;
         chan.send(tag::USERNS, &[])
             .map_err(|e| format!("sync: {e}"))?;
-        chan.expect(tag::MAPPED)?;
+        chan.expect(tag::MAPPED).map_err(|e| e.to_string())?;
         in_userns = true;
     }
     if in_userns {
@@ -129,8 +131,8 @@ pub fn intermediate(ctx: &InitCtx, chan: &Chan) -> ! {
             }
         }
     })();
-    if let Err(msg) = r {
-        let _ = chan.send(tag::ERROR, msg.as_bytes());
+    if let Err(e) = r {
+        let _ = chan.send_error(&e);
     }
     exit(1)
 }
@@ -147,7 +149,7 @@ fn init(ctx: &InitCtx, chan: &Chan) -> ! {
         if let Some(d) = &ctx.domainname {
             // SAFETY: pointer and length describe the domain name bytes.
             if unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) } != 0 {
-                return Err(format!("setdomainname: {}", nix::Error::last()));
+                return Err(format!("setdomainname: {}", nix::Error::last()).into());
             }
         }
         if ctx.runtime_hooks {
@@ -173,8 +175,8 @@ fn init(ctx: &InitCtx, chan: &Chan) -> ! {
             .map_err(|e| format!("sync: {e}"))?;
         Ok(())
     })();
-    if let Err(msg) = r {
-        let _ = chan.send(tag::ERROR, msg.as_bytes());
+    if let Err(e) = r {
+        let _ = chan.send_error(&e);
         exit(1);
     }
     // Created: wait for `start`.
@@ -198,10 +200,10 @@ fn init(ctx: &InitCtx, chan: &Chan) -> ! {
             .map_err(|(p, e)| format!("startContainer hook {}: {e}", p.display()))?;
         let exe = process::resolve_exe(&ctx.process)?;
         process::finalize(&ctx.process)?;
-        Err(process::exec(&exe, &ctx.process))
+        Err(process::exec(&exe, &ctx.process).into())
     })();
-    if let Err(msg) = r {
-        let _ = nix::unistd::write(&conn, msg.as_bytes());
+    if let Err(e) = r {
+        let _ = nix::unistd::write(&conn, &e.to_bytes());
     }
     exit(1)
 }

@@ -11,7 +11,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::process::create::enter_namespaces;
 use crate::process::{self, ProcessPlan};
-use crate::sync::{Chan, tag};
+use crate::sync::{Chan, ChildError, tag};
 
 /// What the exec children need.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub struct ExecCtx {
     pub preserve_fds: i32,
 }
 
-type R = std::result::Result<(), String>;
+type R = std::result::Result<(), ChildError>;
 
 fn exit(code: i32) -> ! {
     // SAFETY: _exit ends the process without running the parent's atexit handlers.
@@ -46,8 +46,8 @@ pub fn intermediate(ctx: &ExecCtx, chan: &Chan) -> ! {
             }
         }
     })();
-    if let Err(msg) = r {
-        let _ = chan.send(tag::ERROR, msg.as_bytes());
+    if let Err(e) = r {
+        let _ = chan.send_error(&e);
     }
     exit(1)
 }
@@ -66,10 +66,10 @@ fn child(ctx: &ExecCtx, chan: &Chan) -> ! {
         let exe = process::resolve_exe(&ctx.process)?;
         process::seal_fds(ctx.preserve_fds)?;
         process::finalize(&ctx.process)?;
-        Err(process::exec(&exe, &ctx.process))
+        Err(process::exec(&exe, &ctx.process).into())
     })();
-    if let Err(msg) = r {
-        let _ = chan.send(tag::ERROR, msg.as_bytes());
+    if let Err(e) = r {
+        let _ = chan.send_error(&e);
     }
     exit(1)
 }

@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{LinuxSeccomp, PosixRlimitType, Process};
 
 use crate::capabilities::{self, CapPlan};
-use crate::error::{Error, Result};
+use nix::errno::Errno;
+
+use crate::error::{Error, ExecError, Result};
 use crate::seccomp::{self, Compiled};
 
 /// The default PATH when the process env has none.
@@ -177,40 +179,45 @@ pub fn set_oom_score_adj(plan: &ProcessPlan) -> R {
     Ok(())
 }
 
-/// Finds the executable like execvp, with the process's PATH, in the current root.
-pub fn resolve_exe(plan: &ProcessPlan) -> std::result::Result<CString, String> {
-    let arg0 = plan.args[0]
-        .to_str()
-        .map_err(|_| "args[0] is not UTF-8".to_string())?;
-    let ok = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file())
-            && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+/// Finds the executable like runc's `exec.LookPath`, with the process's PATH, in the
+/// current root: a name with a `/` must be an executable file (else its errno: ENOENT,
+/// EACCES, EISDIR); a bare name is the first executable file of that name in `$PATH`
+/// (else ENOENT, "executable file not found in $PATH").
+pub fn resolve_exe(plan: &ProcessPlan) -> std::result::Result<CString, ExecError> {
+    let arg0 = plan.args[0].to_string_lossy().into_owned();
+    let fail = |errno, searched_path| ExecError {
+        command: arg0.clone(),
+        errno,
+        searched_path,
     };
-    if arg0.contains('/') {
-        let p = Path::new(arg0);
-        let full = if p.is_absolute() {
+    let check = |p: &Path| -> std::result::Result<(), Errno> {
+        let m = std::fs::metadata(p)
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::ENOENT)))?;
+        if m.is_dir() {
+            return Err(Errno::EISDIR);
+        }
+        nix::unistd::access(p, nix::unistd::AccessFlags::X_OK)
+    };
+    let abs = |p: &Path| {
+        if p.is_absolute() {
             p.to_path_buf()
         } else {
             plan.cwd.join(p)
-        };
-        if !ok(&full) {
-            return Err(format!("exec {arg0:?}: no such executable file"));
         }
+    };
+    if arg0.contains('/') {
+        check(&abs(Path::new(&arg0))).map_err(|e| fail(e, false))?;
         return Ok(plan.args[0].clone());
     }
     for dir in plan.path_env.split(':') {
         let d = if dir.is_empty() { "." } else { dir };
-        let cand = Path::new(d).join(arg0);
-        let full = if cand.is_absolute() {
-            cand.clone()
-        } else {
-            plan.cwd.join(&cand)
-        };
-        if ok(&full) {
-            return CString::new(cand.as_os_str().as_bytes()).map_err(|e| e.to_string());
+        let cand = Path::new(d).join(&arg0);
+        if check(&abs(&cand)).is_ok() {
+            return CString::new(cand.as_os_str().as_bytes())
+                .map_err(|_| fail(Errno::EINVAL, true));
         }
     }
-    Err(format!("exec {arg0:?}: executable file not found in $PATH"))
+    Err(fail(Errno::ENOENT, true))
 }
 
 /// Changes to the process's cwd (inside the container root).
@@ -295,7 +302,7 @@ pub fn seal_fds(preserve: i32) -> R {
 }
 
 /// Default signal dispositions and an empty mask, then execve. Returns only on error.
-pub fn exec(exe: &CString, plan: &ProcessPlan) -> String {
+pub fn exec(exe: &CString, plan: &ProcessPlan) -> ExecError {
     use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, signal, sigprocmask};
     // SAFETY: restoring the default disposition installs no handler code.
     unsafe {
@@ -304,7 +311,11 @@ pub fn exec(exe: &CString, plan: &ProcessPlan) -> String {
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     match nix::unistd::execve(exe, &plan.args, &plan.env) {
         Ok(never) => match never {},
-        Err(e) => format!("exec {}: {e}", exe.to_string_lossy()),
+        Err(errno) => ExecError {
+            command: exe.to_string_lossy().into_owned(),
+            errno,
+            searched_path: false,
+        },
     }
 }
 
@@ -383,7 +394,52 @@ mod tests {
             None,
         )
         .expect("plan");
-        assert!(resolve_exe(&q).expect_err("missing").contains("not found"));
+        let e = resolve_exe(&q).expect_err("missing");
+        assert_eq!(
+            (e.command.as_str(), e.errno, e.searched_path),
+            ("no-such-binary-xyz", Errno::ENOENT, true)
+        );
+    }
+
+    #[test]
+    fn exe_resolution_errors_are_typed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, "data").expect("write");
+        let script = dir.path().join("script");
+        std::fs::write(&script, "#!/bin/sh\n").expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let resolve = |arg0: &str, path: &str| {
+            let p = plan(
+                &process(&format!(
+                    r#"{{"args":[{arg0:?}],"env":["PATH={path}"],"cwd":"/","user":{{"uid":0,"gid":0}}}}"#
+                )),
+                None,
+            )
+            .expect("plan");
+            resolve_exe(&p)
+        };
+        let d = dir.path().to_str().expect("utf8");
+        let err = |arg0: &str, path: &str| {
+            let e = resolve(arg0, path).expect_err("must fail");
+            (e.errno, e.searched_path, e.kind())
+        };
+        use crate::ErrorKind::{ExecutableNotFound, NotExecutable};
+        // A path: its own errno (as root, access(X_OK) needs some x bit).
+        assert_eq!(
+            err(&format!("{d}/absent"), "/bin"),
+            (Errno::ENOENT, false, ExecutableNotFound)
+        );
+        assert_eq!(err(d, "/bin"), (Errno::EISDIR, false, NotExecutable));
+        assert_eq!(
+            err(plain.to_str().expect("utf8"), "/bin"),
+            (Errno::EACCES, false, NotExecutable)
+        );
+        // A bare name: non-executable matches are skipped, like exec.LookPath.
+        assert_eq!(err("plain", d), (Errno::ENOENT, true, ExecutableNotFound));
+        let found = resolve("script", &format!("/nonexistent:{d}")).expect("found");
+        assert_eq!(found.to_str().expect("utf8"), format!("{d}/script"));
     }
 }
 
