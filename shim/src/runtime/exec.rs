@@ -24,12 +24,14 @@ pub struct Exec {
     prefix: Vec<OsString>,
     root: PathBuf,
     scratch: PathBuf,
+    log: PathBuf,
     reaper: Reaper,
 }
 
 impl Exec {
     /// The runtime with state root `root` (`<state>/runtime/<ns>`); `scratch`
-    /// is a directory for temporary request files (the bundle).
+    /// is a directory for temporary request files and the runtime's
+    /// [`super::LOG_FILE`] (the bundle).
     pub fn new(root: PathBuf, scratch: PathBuf, reaper: Reaper) -> Exec {
         let (program, prefix) = match std::env::var_os(RUNTIME_OVERRIDE_ENV) {
             Some(p) if !p.is_empty() => (PathBuf::from(p), Vec::new()),
@@ -42,6 +44,7 @@ impl Exec {
             program,
             prefix,
             root,
+            log: scratch.join(super::LOG_FILE),
             scratch,
             reaper,
         }
@@ -52,13 +55,18 @@ impl Exec {
         cmd.args(&self.prefix)
             .arg("--root")
             .arg(&self.root)
+            .arg("--log")
+            .arg(&self.log)
+            .arg("--log-format")
+            .arg("json")
             .args(args);
         cmd
     }
 
     /// Runs one verb. With `stdio` the helper gets the process's stdio and
-    /// its own output cannot be captured; otherwise stdout is returned and
-    /// stderr becomes the error message.
+    /// its own output cannot be captured; otherwise stdout is returned. A
+    /// failure is typed from the verb's last error record in the log (see
+    /// [`super::log::failure`]), its message falling back to stderr.
     async fn run(
         &self,
         op: &'static str,
@@ -89,6 +97,7 @@ impl Exec {
             id: id.to_owned(),
             source,
         };
+        let log_from = super::log::mark(&self.log);
         let mut child = cmd.spawn().map_err(spawn_err)?;
         // Subscribe before the next await so the reaper cannot miss it.
         let exit = self.reaper.subscribe(child.id());
@@ -112,12 +121,14 @@ impl Exec {
             .await
             .map_err(|_| output_err("exit", std::io::Error::other("reaper gone")))?;
         if exit.status != 0 {
-            return Err(RuntimeError::Failed {
+            let record = super::log::last_error(&self.log, log_from);
+            return Err(super::log::failure(
                 op,
-                id: id.to_owned(),
-                status: exit.status,
-                message: String::from_utf8_lossy(&err).trim().to_owned(),
-            });
+                id,
+                exit.status,
+                record,
+                &String::from_utf8_lossy(&err),
+            ));
         }
         Ok(out)
     }

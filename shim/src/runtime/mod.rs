@@ -8,10 +8,17 @@
 //! the pid file); that process is then a child of the shim (subreaper) and
 //! its exit reaches the [`crate::reaper::Reaper`]. The runtime helper's own
 //! exit is collected by the reaper as well.
+//!
+//! Errors: every command gets `--log <bundle>/log.json --log-format json`
+//! ([`LOG_FILE`]); on failure the command's last error record (see [`log`])
+//! gives the message and, from berth's runtime, its kind: a command that does
+//! not exist is [`RuntimeError::ExecutableNotFound`] (gRPC `NotFound`), one
+//! that cannot be executed [`RuntimeError::NotExecutable`].
 
 mod exec;
 #[cfg(test)]
 pub mod fake;
+pub mod log;
 
 use std::future::Future;
 use std::os::fd::OwnedFd;
@@ -20,6 +27,9 @@ use std::path::PathBuf;
 use berth_api::{ErrorKind, HasKind};
 
 pub use exec::Exec;
+
+/// The runtime's log in the bundle (runc's JSON lines).
+pub const LOG_FILE: &str = "log.json";
 
 /// The stdio the created process gets; `None` is `/dev/null`.
 #[derive(Debug, Default)]
@@ -90,6 +100,28 @@ pub enum RuntimeError {
         /// What it printed on stderr (trimmed).
         message: String,
     },
+    /// The container's command does not exist (ENOENT: not in `$PATH`, no
+    /// such file). docker's exit code 127.
+    #[error("OCI runtime {op} failed: {message}")]
+    ExecutableNotFound {
+        /// The runtime verb (`create`, `start`, `exec`).
+        op: &'static str,
+        /// Container id.
+        id: String,
+        /// The runtime's message (runc's wording).
+        message: String,
+    },
+    /// The container's command exists but cannot be executed (EACCES,
+    /// EISDIR, ENOEXEC, ...). docker's exit code 126.
+    #[error("OCI runtime {op} failed: {message}")]
+    NotExecutable {
+        /// The runtime verb.
+        op: &'static str,
+        /// Container id.
+        id: String,
+        /// The runtime's message.
+        message: String,
+    },
     /// Reading the helper's output or pid file failed.
     #[error("cannot read {what} of runtime {op} for {id}")]
     Output {
@@ -117,8 +149,19 @@ pub enum RuntimeError {
 }
 
 impl HasKind for RuntimeError {
+    /// A missing command is `NotFound` (the client's 127; containerd sends
+    /// `Unknown` for every runc failure, and ctr prints the message and exits
+    /// 1 either way). Everything else, a command that cannot be executed
+    /// included, is `Internal`: berth-api has no permission-denied kind.
     fn kind(&self) -> ErrorKind {
-        ErrorKind::Internal
+        match self {
+            RuntimeError::ExecutableNotFound { .. } => ErrorKind::NotFound,
+            RuntimeError::NotExecutable { .. }
+            | RuntimeError::Spawn { .. }
+            | RuntimeError::Failed { .. }
+            | RuntimeError::Output { .. }
+            | RuntimeError::Parse { .. } => ErrorKind::Internal,
+        }
     }
 }
 
