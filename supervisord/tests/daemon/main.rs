@@ -8,14 +8,13 @@ mod transport;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use berth_api::transport::{connect_unix, unix_endpoint};
 use berth_supervisord::config::{Config, LogFormat};
 use berth_supervisord::server::{Daemon, ServerError};
-use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::Request;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
 /// Upper bound for any single call in these tests: a hang is a failure, not a wait.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -97,13 +96,7 @@ impl Drop for TestDaemon {
 
 /// A gRPC channel over the unix socket at `path`.
 pub async fn connect(path: PathBuf) -> Channel {
-    Endpoint::try_from("http://berthd.invalid")
-        .expect("endpoint")
-        .connect_timeout(CALL_TIMEOUT)
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move { Ok::<_, std::io::Error>(TokioIo::new(UnixStream::connect(path).await?)) }
-        }))
+    connect_unix(unix_endpoint().connect_timeout(CALL_TIMEOUT), path)
         .await
         .expect("connect to berthd")
 }

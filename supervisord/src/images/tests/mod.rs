@@ -9,12 +9,11 @@ use std::path::{Path, PathBuf};
 
 use berth_api::berth::images::v1 as pb;
 use berth_api::containerd::services::snapshots::v1 as snap_pb;
+use berth_api::transport::{connect_unix, unix_endpoint};
 use futures::StreamExt;
-use hyper_util::rt::TokioIo;
 use pb::transfer_client::TransferClient;
 use snap_pb::snapshots_client::SnapshotsClient;
-use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request};
 
 use crate::config::Config;
@@ -70,13 +69,7 @@ impl TestDaemon {
     }
 
     async fn channel(&self) -> Channel {
-        let sock = self.socket.clone();
-        Endpoint::try_from("http://[::]:0")
-            .expect("endpoint")
-            .connect_with_connector(tower::service_fn(move |_| {
-                let sock = sock.clone();
-                async move { UnixStream::connect(sock).await.map(TokioIo::new) }
-            }))
+        connect_unix(unix_endpoint(), &self.socket)
             .await
             .expect("connect")
     }

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use berth_api::containerd::events::ContentDelete;
 use berth_api::containerd::services::content::v1 as pb;
+use berth_api::transport::{connect_unix, unix_endpoint};
 use futures::StreamExt;
-use hyper_util::rt::TokioIo;
 use pb::content_client::ContentClient;
 use pb::content_server::ContentServer;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, UnixListenerStream};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Streaming};
 
 use super::*;
@@ -57,14 +57,7 @@ async fn start() -> Harness {
             panic!("server failed: {e}");
         }
     });
-    let channel = Endpoint::try_from("http://[::]:0")
-        .expect("endpoint")
-        .connect_with_connector(tower::service_fn(move |_| {
-            let sock = sock.clone();
-            async move { UnixStream::connect(sock).await.map(TokioIo::new) }
-        }))
-        .await
-        .expect("connect");
+    let channel = connect_unix(unix_endpoint(), sock).await.expect("connect");
     let client = ContentClient::new(channel)
         .max_decoding_message_size(16 * MIB)
         .max_encoding_message_size(16 * MIB);
