@@ -9,11 +9,11 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use berth_snapshotter::{Kind, Labels, Mount, Usage};
+use berth_snapshotter::{Kind, Labels, Mount, Snapshotter, Usage};
 
 use super::{Result, SnapshotError, Snapshotters, new_backend_key};
 use crate::filters::{self, Adaptor, Filter};
-use crate::metadata::{self, SnapshotRecord, WriteTxn, leases, schema};
+use crate::metadata::{self, SnapshotRecord, Snapshots, WriteTxn, leases, schema};
 
 /// What is known about one namespaced snapshot (names are the namespace's keys).
 pub type Info = berth_snapshotter::Info;
@@ -45,11 +45,31 @@ fn not_found(key: &str) -> SnapshotError {
     }
 }
 
+/// The record of `key` in `records`; metadata's NotFound becomes `missing()`.
+fn lookup(
+    records: &Snapshots,
+    key: &str,
+    missing: impl FnOnce() -> SnapshotError,
+) -> Result<SnapshotRecord> {
+    match records.get(key) {
+        Ok(r) => Ok(r),
+        Err(metadata::Error::NotFound { .. }) => Err(missing()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The record of `key`, with metadata's NotFound turned into ours.
 fn record(s: &Snapshotters, ns: &str, sn: &str, key: &str) -> Result<SnapshotRecord> {
-    match s.db().snapshots(ns, sn).get(key) {
-        Ok(r) => Ok(r),
-        Err(metadata::Error::NotFound { .. }) => Err(not_found(key)),
+    lookup(&s.db().snapshots(ns, sn), key, || not_found(key))
+}
+
+/// Fails with AlreadyExists when `key` (a new key or a commit's name) has a record.
+fn ensure_new(records: &Snapshots, key: &str) -> Result<()> {
+    match records.get(key) {
+        Ok(_) => Err(SnapshotError::AlreadyExists {
+            key: key.to_owned(),
+        }),
+        Err(metadata::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -129,27 +149,14 @@ impl Snapshotters {
         let backend = self.backend(sn)?;
         let _shared = backend.shared();
         let records = self.db().snapshots(ns, sn);
-        match records.get(key) {
-            Ok(_) => {
-                return Err(SnapshotError::AlreadyExists {
-                    key: key.to_owned(),
-                });
-            }
-            Err(metadata::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        ensure_new(&records, key)?;
         let parent_key = if parent.is_empty() {
             String::new()
         } else {
-            match records.get(parent) {
-                Ok(p) => p.backend_key,
-                Err(metadata::Error::NotFound { .. }) => {
-                    return Err(SnapshotError::ParentNotFound {
-                        parent: parent.to_owned(),
-                    });
-                }
-                Err(e) => return Err(e.into()),
-            }
+            lookup(&records, parent, || SnapshotError::ParentNotFound {
+                parent: parent.to_owned(),
+            })?
+            .backend_key
         };
         let backend_key = new_backend_key(ns, key);
         let b = &backend.snapshotter;
@@ -188,15 +195,23 @@ impl Snapshotters {
         Ok(mounts)
     }
 
-    /// The mounts of active snapshot or view `key`.
-    pub fn mounts(&self, ns: &str, sn: &str, key: &str) -> Result<Vec<Mount>> {
+    /// Runs `op` on the backend key of `key` under the backend's shared lock.
+    fn on_backend_key<T>(
+        &self,
+        ns: &str,
+        sn: &str,
+        key: &str,
+        op: impl FnOnce(&dyn Snapshotter, &str) -> Result<T, berth_snapshotter::Error>,
+    ) -> Result<T> {
         let backend = self.backend(sn)?;
         let _shared = backend.shared();
         let rec = record(self, ns, sn, key)?;
-        backend
-            .snapshotter
-            .mounts(&rec.backend_key)
-            .map_err(SnapshotError::backend(sn))
+        op(backend.snapshotter.as_ref(), &rec.backend_key).map_err(SnapshotError::backend(sn))
+    }
+
+    /// The mounts of active snapshot or view `key`.
+    pub fn mounts(&self, ns: &str, sn: &str, key: &str) -> Result<Vec<Mount>> {
+        self.on_backend_key(ns, sn, key, |b, backend_key| b.mounts(backend_key))
     }
 
     /// Commits active snapshot `key` as `name` with `labels` (the key is gone after).
@@ -216,16 +231,8 @@ impl Snapshotters {
         let backend = self.backend(sn)?;
         let _shared = backend.shared();
         let records = self.db().snapshots(ns, sn);
-        match records.get(name) {
-            Ok(_) => {
-                return Err(SnapshotError::AlreadyExists {
-                    key: name.to_owned(),
-                });
-            }
-            Err(metadata::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let active = record(self, ns, sn, key)?;
+        ensure_new(&records, name)?;
+        let active = lookup(&records, key, || not_found(key))?;
         let backend_key = new_backend_key(ns, name);
         backend
             .snapshotter
@@ -350,13 +357,7 @@ impl Snapshotters {
 
     /// Disk usage of `key`'s own layer.
     pub fn usage(&self, ns: &str, sn: &str, key: &str) -> Result<Usage> {
-        let backend = self.backend(sn)?;
-        let _shared = backend.shared();
-        let rec = record(self, ns, sn, key)?;
-        backend
-            .snapshotter
-            .usage(&rec.backend_key)
-            .map_err(SnapshotError::backend(sn))
+        self.on_backend_key(ns, sn, key, |b, backend_key| b.usage(backend_key))
     }
 
     /// Removes backend directories no backend snapshot references; returns how many.
