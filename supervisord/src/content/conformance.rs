@@ -17,6 +17,16 @@ fn fixture() -> Fixture {
     Fixture { dir, store }
 }
 
+impl Fixture {
+    /// A writer for ingest `reference` of unknown size and digest.
+    async fn writer(&self, ns: &str, reference: &str) -> LocalWriter {
+        self.store
+            .writer(ns, opts(reference, 0, None))
+            .await
+            .expect("writer")
+    }
+}
+
 fn open(root: &Path) -> LocalStore {
     let db = Db::open(&root.join("metadata")).expect("db");
     LocalStore::open(root, db).expect("store")
@@ -162,11 +172,7 @@ async fn resume_continues_at_status_offset() {
 #[tokio::test]
 async fn offset_zero_truncates() {
     let f = fixture();
-    let mut w = f
-        .store
-        .writer("ns", opts("r", 0, None))
-        .await
-        .expect("writer");
+    let mut w = f.writer("ns", "r").await;
     w.write_at(0, b"garbage".to_vec()).await.expect("write");
     assert_eq!(w.write_at(0, b"good".to_vec()).await.expect("rewrite"), 4);
     let info = w
@@ -182,11 +188,7 @@ async fn offset_zero_truncates() {
 #[tokio::test]
 async fn abort_drops_the_ingest() {
     let f = fixture();
-    let mut w = f
-        .store
-        .writer("ns", opts("r", 0, None))
-        .await
-        .expect("writer");
+    let mut w = f.writer("ns", "r").await;
     w.write_at(0, b"abc".to_vec()).await.expect("write");
     let busy = f.store.abort("ns", "r").await;
     assert!(matches!(busy, Err(ContentError::Locked { .. })), "{busy:?}");
@@ -271,11 +273,7 @@ async fn concurrent_writers_of_one_ref_exactly_one_wins() {
 #[tokio::test]
 async fn commit_verifies_size_and_digest_and_keeps_ingest() {
     let f = fixture();
-    let mut w = f
-        .store
-        .writer("ns", opts("r", 0, None))
-        .await
-        .expect("writer");
+    let mut w = f.writer("ns", "r").await;
     w.write_at(0, b"hello".to_vec()).await.expect("write");
     let err = w.commit(6, None, Labels::new()).await.expect_err("size");
     assert!(
@@ -321,11 +319,7 @@ async fn existing_content_is_already_exists() {
         "{again:?}"
     );
     // Without an expected digest the writer runs and the commit says AlreadyExists.
-    let mut w = f
-        .store
-        .writer("ns", opts("r3", 0, None))
-        .await
-        .expect("writer");
+    let mut w = f.writer("ns", "r3").await;
     w.write_at(0, b"same".to_vec()).await.expect("write");
     let err = w.commit(4, None, Labels::new()).await.expect_err("exists");
     assert!(err.is_already_exists(), "{err}");
@@ -528,11 +522,7 @@ async fn gc_helpers_remove_only_unreferenced() {
             .await
             .expect("gc")
     );
-    let mut w = f
-        .store
-        .writer("ns", opts("live", 0, None))
-        .await
-        .expect("writer");
+    let mut w = f.writer("ns", "live").await;
     w.write_at(0, b"x".to_vec()).await.expect("write");
     drop(w);
     let stray = f.store.layout().ingests_dir().join("stray");

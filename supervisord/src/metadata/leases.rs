@@ -75,13 +75,22 @@ pub fn add_resource_in(
     kind: &str,
     id: &str,
 ) -> Result<(), Error> {
-    let leases = txn.open_table(schema::LEASES).map_err(store)?;
-    if leases.get((ns, lease)).map_err(store)?.is_none() {
-        return Err(not_found(lease));
-    }
+    ensure_lease(&txn.open_table(schema::LEASES).map_err(store)?, ns, lease)?;
     let mut t = txn.open_table(schema::LEASE_RESOURCES).map_err(store)?;
     t.insert((ns, lease, kind, id), ()).map_err(store)?;
     Ok(())
+}
+
+/// NotFound unless the `leases` table holds lease `lease` of namespace `ns`.
+fn ensure_lease(
+    leases: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    ns: &str,
+    lease: &str,
+) -> Result<(), Error> {
+    match leases.get((ns, lease)).map_err(store)? {
+        Some(_) => Ok(()),
+        None => Err(not_found(lease)),
+    }
 }
 
 /// The leases of one namespace.
@@ -175,13 +184,7 @@ impl Leases {
         validate_resource(r)?;
         self.db.write(|txn| {
             let leases = txn.open_table(schema::LEASES).map_err(store)?;
-            if leases
-                .get((self.ns.as_str(), lease))
-                .map_err(store)?
-                .is_none()
-            {
-                return Err(not_found(lease));
-            }
+            ensure_lease(&leases, &self.ns, lease)?;
             let mut t = txn.open_table(schema::LEASE_RESOURCES).map_err(store)?;
             t.remove((self.ns.as_str(), lease, r.kind.as_str(), r.id.as_str()))
                 .map_err(store)?;
@@ -192,13 +195,7 @@ impl Leases {
     pub fn list_resources(&self, lease: &str) -> Result<Vec<LeaseResource>, Error> {
         self.db.read(|txn| {
             let leases = txn.open_table(schema::LEASES).map_err(store)?;
-            if leases
-                .get((self.ns.as_str(), lease))
-                .map_err(store)?
-                .is_none()
-            {
-                return Err(not_found(lease));
-            }
+            ensure_lease(&leases, &self.ns, lease)?;
             let t = txn.open_table(schema::LEASE_RESOURCES).map_err(store)?;
             resources_of(&t, &self.ns, lease)
         })

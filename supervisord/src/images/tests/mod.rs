@@ -224,6 +224,16 @@ fn assert_unpacked_tree(root: &Path) {
     assert!(root.join("etc/passwd").is_file());
 }
 
+/// A private registry holding the three-layer image under repository `name`; the layout
+/// it was pushed from (the blobs [`Built`] names), what was built and its reference.
+fn registry_with_three_layers(name: &str) -> (Registry, tempfile::TempDir, Built, String) {
+    let reg = Registry::start();
+    let layout = tempfile::tempdir().expect("layout dir");
+    let built = build_layout(layout.path(), &three_layers());
+    let reference = reg.push_layout(layout.path(), name);
+    (reg, layout, built, reference)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pull_streams_per_layer_progress_records_and_unpacks() {
     if !have_tools("pull_streams_per_layer_progress")
@@ -231,10 +241,7 @@ async fn pull_streams_per_layer_progress_records_and_unpacks() {
     {
         return;
     }
-    let reg = Registry::start();
-    let layout = tempfile::tempdir().expect("layout dir");
-    let built = build_layout(layout.path(), &three_layers());
-    let reference = reg.push_layout(layout.path(), "multi");
+    let (_reg, _layout, built, reference) = registry_with_three_layers("multi");
     let d = TestDaemon::start().await;
 
     let (blobs, image) = pull(&d, NS, &reference, true).await.expect("pull");
@@ -340,10 +347,7 @@ async fn corrupted_blob_fails_the_pull_and_commits_nothing() {
     if !have_tools("corrupted_blob") || !have_root("corrupted_blob") {
         return;
     }
-    let reg = Registry::start();
-    let layout = tempfile::tempdir().expect("layout dir");
-    let built = build_layout(layout.path(), &three_layers());
-    let reference = reg.push_layout(layout.path(), "corrupt");
+    let (reg, _layout, built, reference) = registry_with_three_layers("corrupt");
     // Flip bytes in the middle of the big layer as the registry stores it (same size).
     let path = reg.blob_path(&built.layers[1]);
     let mut data = std::fs::read(&path).expect("registry blob");
@@ -406,10 +410,7 @@ async fn interrupted_ingest_resumes_with_a_range_request() {
     if !have_tools("interrupted_ingest_resumes") || !have_root("interrupted_ingest_resumes") {
         return;
     }
-    let reg = Registry::start();
-    let layout = tempfile::tempdir().expect("layout dir");
-    let built = build_layout(layout.path(), &three_layers());
-    let reference = reg.push_layout(layout.path(), "resume");
+    let (_reg, _layout, built, reference) = registry_with_three_layers("resume");
     // What a daemon killed mid-pull leaves in its root: half of the big layer in its
     // ingest, under the pull's lease (so the collector at start keeps it).
     let dir = tempfile::tempdir().expect("daemon dir");
