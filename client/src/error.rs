@@ -120,6 +120,14 @@ impl Error {
         }
     }
 
+    /// The RPC (`Service.Method`) that failed, for an [`Error::Rpc`].
+    pub fn method(&self) -> Option<&'static str> {
+        match self {
+            Error::Rpc { method, .. } => Some(method),
+            _ => None,
+        }
+    }
+
     /// Whether this is a NotFound, the one case callers tolerate most.
     pub fn is_not_found(&self) -> bool {
         self.kind() == ErrorKind::NotFound
@@ -148,6 +156,8 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::NotFound);
         assert!(e.is_not_found());
         assert_eq!(e.to_string(), "image \"x\": not found");
+        assert_eq!(e.method(), Some("Images.Get"));
+        assert_eq!(Error::NotFound("x".into()).method(), None);
     }
 
     #[test]

@@ -68,33 +68,24 @@ impl From<anyhow::Error> for CliError {
     }
 }
 
-/// The exit code for a failure to create or start the container's process:
-/// 127 when the command does not exist, 126 when it exists but cannot be
-/// run, 125 when berthd itself failed.
-///
-/// The runtime reports a missing executable as an internal error whose
-/// message says so; until it carries a kind of its own, the message is the
-/// only signal (see the report to the shim owners).
+/// The exit code for a failure to create or start the container's process,
+/// chosen by the error's kind, never its text:
+/// - 127 when the command does not exist: `NotFound` from Tasks.Create (the
+///   runtime looks the command up before the container is created, like
+///   runc) or Tasks.Start (an exec's command, or an init's removed after
+///   create). Tasks.Exec only registers a process, so its `NotFound` is the
+///   task, not the command;
+/// - 125 when berthd could not be asked (unavailable, unimplemented, cancelled)
+///   or another call failed;
+/// - 126 for every other failure of Tasks.Create/Start/Exec: the command
+///   exists but cannot be invoked (not executable, bad spec, runtime failure).
 pub fn start_failure_code(e: &berth_client::Error) -> u8 {
+    let method = e.method();
     match e.kind() {
         ErrorKind::Unavailable | ErrorKind::NotImplemented | ErrorKind::Canceled => USAGE,
-        _ => {
-            let text = e.to_string();
-            if text.contains("not found in $PATH")
-                || text.contains("executable file not found")
-                || text.contains("no such file or directory")
-            {
-                NOT_FOUND
-            } else if let berth_client::Error::Rpc { method, .. } = e {
-                if matches!(*method, "Tasks.Create" | "Tasks.Start" | "Tasks.Exec") {
-                    CANNOT_INVOKE
-                } else {
-                    USAGE
-                }
-            } else {
-                USAGE
-            }
-        }
+        ErrorKind::NotFound if matches!(method, Some("Tasks.Create" | "Tasks.Start")) => NOT_FOUND,
+        _ if matches!(method, Some("Tasks.Create" | "Tasks.Start" | "Tasks.Exec")) => CANNOT_INVOKE,
+        _ => USAGE,
     }
 }
 
@@ -121,25 +112,49 @@ mod tests {
     }
 
     #[test]
-    fn start_failures_map_like_docker() {
-        let missing = rpc(
-            "Tasks.Start",
-            tonic::Code::Internal,
-            "exec \"nope\": executable file not found in $PATH",
-        );
-        assert_eq!(start_failure_code(&missing), NOT_FOUND);
-        let denied = rpc(
+    fn start_failures_map_by_kind_like_docker() {
+        use tonic::Code;
+        let code = |method, c| start_failure_code(&rpc(method, c, "some message"));
+        // The command does not exist: NotFound from Create (init) or Start (exec).
+        assert_eq!(code("Tasks.Create", Code::NotFound), NOT_FOUND);
+        assert_eq!(code("Tasks.Start", Code::NotFound), NOT_FOUND);
+        // Exec only registers the process: its NotFound is the task.
+        assert_eq!(code("Tasks.Exec", Code::NotFound), CANNOT_INVOKE);
+        // The text does not decide: a missing-file sentence with another kind
+        // is not 127, a NotFound with any text is.
+        let missing_text = rpc(
             "Tasks.Create",
-            tonic::Code::Internal,
-            "exec /etc/passwd: permission denied",
+            Code::Internal,
+            "exec: \"nope\": executable file not found in $PATH",
         );
-        assert_eq!(start_failure_code(&denied), CANNOT_INVOKE);
-        let down = rpc("Tasks.Create", tonic::Code::Unavailable, "");
-        assert_eq!(start_failure_code(&down), USAGE);
-        let unbuilt = rpc("Tasks.Create", tonic::Code::Unimplemented, "");
-        assert_eq!(start_failure_code(&unbuilt), USAGE);
-        let other = rpc("Containers.Get", tonic::Code::Internal, "db");
-        assert_eq!(start_failure_code(&other), USAGE);
+        assert_eq!(start_failure_code(&missing_text), CANNOT_INVOKE);
+        assert_eq!(
+            start_failure_code(&rpc("Tasks.Start", Code::NotFound, "")),
+            NOT_FOUND
+        );
+        // Exists but cannot be invoked, or any other start failure: 126.
+        for c in [
+            Code::Internal,
+            Code::Unknown,
+            Code::PermissionDenied,
+            Code::FailedPrecondition,
+            Code::InvalidArgument,
+        ] {
+            for m in ["Tasks.Create", "Tasks.Start", "Tasks.Exec"] {
+                assert_eq!(code(m, c), CANNOT_INVOKE, "{m} {c:?}");
+            }
+        }
+        // berthd unreachable or the call not built: 125.
+        for c in [Code::Unavailable, Code::Unimplemented, Code::Cancelled] {
+            assert_eq!(code("Tasks.Create", c), USAGE, "{c:?}");
+        }
+        // Other calls (and NotFound from them) are daemon errors: 125.
+        assert_eq!(code("Containers.Get", Code::Internal), USAGE);
+        assert_eq!(code("Containers.Get", Code::NotFound), USAGE);
+        assert_eq!(
+            start_failure_code(&berth_client::Error::NotFound("user x".into())),
+            USAGE
+        );
     }
 
     #[test]
