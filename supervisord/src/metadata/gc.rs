@@ -1,99 +1,116 @@
-//! The GC-roots view: what garbage collection must keep, read in one transaction.
+//! The collector's view of the store: every record garbage collection reads, and the
+//! deletes of its sweep. Both run inside the one write transaction the collector holds
+//! (`gc::records`), so no RPC can add a reference between the mark and the sweep. The
+//! graph built from these records, and its roots, belong to `gc/`.
 //!
-//! Roots, per namespace: every image's target digest; every container's snapshot
-//! (snapshotter, key); every content record or snapshot labelled `containerd.io/gc.root`
-//! (left to their owners' views); and every resource of a lease that has not expired
-//! (`containerd.io/gc.expire`, RFC 3339). The collector itself (walking `gc.ref.*` labels
-//! from these roots) lives with the content and snapshot code.
+//! Also the lease expiry rule (`containerd.io/gc.expire`, RFC 3339).
 
 use std::time::{Duration, SystemTime};
 
-use redb::ReadableTable;
+use redb::{ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
 
 use super::containers::Container;
+use super::content::BlobRecord;
 use super::images::Image;
-use super::leases::{EXPIRE_LABEL, Lease, resources_of};
-use super::{Db, Error, codec::decode, schema, store};
+use super::leases::{EXPIRE_LABEL, Lease, LeaseResource};
+use super::snapshots::SnapshotRecord;
+use super::{Error, WriteTxn, codec::decode, schema, store};
 
-/// One object GC must keep.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Root {
-    Content {
-        ns: String,
-        digest: String,
-    },
-    Snapshot {
-        ns: String,
-        snapshotter: String,
-        key: String,
-    },
-    /// A lease resource of another type (`ingests`, `images`, `containers`).
-    Other {
-        ns: String,
-        kind: String,
-        id: String,
-    },
+/// Every record the collector reads, in key order; ids are the tables' keys.
+#[derive(Debug, Default)]
+pub struct AllRecords {
+    /// `(ns, name, image)`.
+    pub images: Vec<(String, String, Image)>,
+    /// `(ns, id, container)`.
+    pub containers: Vec<(String, String, Container)>,
+    /// `(ns, id, lease)`, expired or not.
+    pub leases: Vec<(String, String, Lease)>,
+    /// `(ns, lease id, resource)`.
+    pub lease_resources: Vec<(String, String, LeaseResource)>,
+    /// `(ns, digest, record)`.
+    pub content: Vec<(String, String, BlobRecord)>,
+    /// `(ns, ref)` of every ingest.
+    pub ingests: Vec<(String, String)>,
+    /// `(ns, snapshotter, key, record)`.
+    pub snapshots: Vec<(String, String, String, SnapshotRecord)>,
 }
 
-impl Db {
-    /// Every GC root at time `now`, sorted.
-    pub fn gc_roots(&self, now: SystemTime) -> Result<Vec<Root>, Error> {
-        self.read(|txn| {
-            let mut out = Vec::new();
-            let images = txn.open_table(schema::IMAGES).map_err(store)?;
-            for entry in images.iter().map_err(store)? {
-                let (k, v) = entry.map_err(store)?;
-                let (ns, name) = k.value();
-                let img: Image = decode(name, v.value())?;
-                out.push(Root::Content {
-                    ns: ns.to_owned(),
-                    digest: img.target.digest,
-                });
-            }
-            let containers = txn.open_table(schema::CONTAINERS).map_err(store)?;
-            for entry in containers.iter().map_err(store)? {
-                let (k, v) = entry.map_err(store)?;
-                let (ns, id) = k.value();
-                let c: Container = decode(id, v.value())?;
-                if !c.snapshot_key.is_empty() {
-                    out.push(Root::Snapshot {
-                        ns: ns.to_owned(),
-                        snapshotter: c.snapshotter,
-                        key: c.snapshot_key,
-                    });
-                }
-            }
-            let leases = txn.open_table(schema::LEASES).map_err(store)?;
-            let resources = txn.open_table(schema::LEASE_RESOURCES).map_err(store)?;
-            for entry in leases.iter().map_err(store)? {
-                let (k, v) = entry.map_err(store)?;
-                let (ns, id) = k.value();
-                let lease: Lease = decode(id, v.value())?;
-                if is_expired(&lease, now) {
-                    continue;
-                }
-                for r in resources_of(&resources, ns, id)? {
-                    let ns = ns.to_owned();
-                    out.push(match (r.kind.as_str(), r.kind.strip_prefix("snapshots/")) {
-                        ("content", _) => Root::Content { ns, digest: r.id },
-                        (_, Some(sn)) => Root::Snapshot {
-                            ns,
-                            snapshotter: sn.to_owned(),
-                            key: r.id,
-                        },
-                        _ => Root::Other {
-                            ns,
-                            kind: r.kind,
-                            id: r.id,
-                        },
-                    });
-                }
-            }
-            out.sort();
-            out.dedup();
-            Ok(out)
-        })
+type Table2 = TableDefinition<'static, (&'static str, &'static str), &'static [u8]>;
+
+/// `(ns, id, record)` of every row of a `(ns, id)` table.
+fn all2<T: DeserializeOwned>(
+    txn: &WriteTxn,
+    def: Table2,
+) -> Result<Vec<(String, String, T)>, Error> {
+    let t = txn.open_table(def).map_err(store)?;
+    let mut out = Vec::new();
+    for entry in t.iter().map_err(store)? {
+        let (k, v) = entry.map_err(store)?;
+        let (ns, id) = k.value();
+        out.push((ns.to_owned(), id.to_owned(), decode(id, v.value())?));
     }
+    Ok(out)
+}
+
+/// Reads every record garbage collection needs inside `txn` (the collector's write
+/// transaction, which it goes on to sweep in with [`delete_in`]).
+pub fn read_all(txn: &WriteTxn) -> Result<AllRecords, Error> {
+    let mut all = AllRecords {
+        images: all2(txn, schema::IMAGES)?,
+        containers: all2(txn, schema::CONTAINERS)?,
+        leases: all2(txn, schema::LEASES)?,
+        ..AllRecords::default()
+    };
+    let t = txn.open_table(schema::LEASE_RESOURCES).map_err(store)?;
+    for entry in t.iter().map_err(store)? {
+        let (k, _) = entry.map_err(store)?;
+        let (ns, lease, kind, id) = k.value();
+        let resource = LeaseResource {
+            id: id.to_owned(),
+            kind: kind.to_owned(),
+        };
+        all.lease_resources
+            .push((ns.to_owned(), lease.to_owned(), resource));
+    }
+    drop(t);
+    all.content = all2(txn, schema::CONTENT)?;
+    let t = txn.open_table(schema::CONTENT_INGESTS).map_err(store)?;
+    for entry in t.iter().map_err(store)? {
+        let (k, _) = entry.map_err(store)?;
+        let (ns, reference) = k.value();
+        all.ingests.push((ns.to_owned(), reference.to_owned()));
+    }
+    drop(t);
+    let t = txn.open_table(schema::SNAPSHOTS).map_err(store)?;
+    for entry in t.iter().map_err(store)? {
+        let (k, v) = entry.map_err(store)?;
+        let (ns, sn, key) = k.value();
+        let rec: SnapshotRecord = decode(key, v.value())?;
+        all.snapshots
+            .push((ns.to_owned(), sn.to_owned(), key.to_owned(), rec));
+    }
+    Ok(all)
+}
+
+/// Deletes the content records `(ns, digest)` and snapshot records `(ns, snapshotter,
+/// key)` inside `txn`; rows already gone are no error.
+pub fn delete_in(
+    txn: &WriteTxn,
+    content: &[(String, String)],
+    snapshots: &[(String, String, String)],
+) -> Result<(), Error> {
+    let mut t = txn.open_table(schema::CONTENT).map_err(store)?;
+    for (ns, digest) in content {
+        t.remove((ns.as_str(), digest.as_str())).map_err(store)?;
+    }
+    drop(t);
+    let mut t = txn.open_table(schema::SNAPSHOTS).map_err(store)?;
+    for (ns, sn, key) in snapshots {
+        t.remove((ns.as_str(), sn.as_str(), key.as_str()))
+            .map_err(store)?;
+    }
+    Ok(())
 }
 
 /// Has `lease` passed its `containerd.io/gc.expire` time? A lease without a (parseable)
@@ -161,9 +178,8 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::containers::Container;
-    use super::super::images::{Descriptor, Image};
-    use super::super::{Labels, LeaseResource, codec::AnyValue, testutil};
+    use super::super::images::Descriptor;
+    use super::super::{Labels, codec::AnyValue, testutil};
     use super::*;
 
     #[test]
@@ -183,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn roots_cover_images_containers_and_live_leases() {
+    fn read_all_sees_every_table_and_delete_in_removes_rows() {
         let (_d, db) = testutil::db();
         let digest = |c: char| format!("sha256:{}", c.to_string().repeat(64));
         let target = Descriptor {
@@ -200,38 +216,55 @@ mod tests {
         c.spec = Some(AnyValue::default());
         c.snapshotter = "overlayfs".into();
         c.snapshot_key = "c1".into();
-        db.containers("ns").create(&c, None).expect("container");
-        let live: Labels = [(EXPIRE_LABEL.into(), "2100-01-01T00:00:00Z".into())].into();
-        let dead: Labels = [(EXPIRE_LABEL.into(), "2000-01-01T00:00:00Z".into())].into();
+        db.containers("ns2").create(&c, None).expect("container");
         let leases = db.leases("ns");
-        leases.create("live", &live).expect("lease");
-        leases.create("dead", &dead).expect("lease");
-        let res = |d: String| LeaseResource {
-            id: d,
+        leases.create("l1", &Labels::new()).expect("lease");
+        let res = LeaseResource {
+            id: digest('b'),
             kind: "content".into(),
         };
-        leases.add_resource("live", &res(digest('b'))).expect("add");
-        leases.add_resource("dead", &res(digest('c'))).expect("add");
+        leases.add_resource("l1", &res).expect("add");
+        let snap = SnapshotRecord {
+            key: "k1".into(),
+            backend_key: "ns/1-0/k1".into(),
+            parent: String::new(),
+            labels: Labels::new(),
+            created_at: SystemTime::UNIX_EPOCH,
+            updated_at: SystemTime::UNIX_EPOCH,
+        };
+        db.snapshots("ns", "native")
+            .insert(&snap)
+            .expect("snapshot");
 
-        let roots = db.gc_roots(SystemTime::now()).expect("roots");
-        let ns = || "ns".to_owned();
+        let all = db.write(read_all).expect("read all");
+        let images: Vec<(&str, &str)> = all
+            .images
+            .iter()
+            .map(|(ns, name, _)| (ns.as_str(), name.as_str()))
+            .collect();
+        assert_eq!(images, [("ns", "img")]);
+        assert_eq!(all.images[0].2.target.digest, digest('a'));
+        assert_eq!(all.containers.len(), 1);
+        assert_eq!(all.containers[0].0, "ns2");
+        assert_eq!(all.containers[0].2.snapshot_key, "c1");
+        assert_eq!(all.leases.len(), 1);
         assert_eq!(
-            roots,
-            [
-                Root::Content {
-                    ns: ns(),
-                    digest: digest('a')
-                },
-                Root::Content {
-                    ns: ns(),
-                    digest: digest('b')
-                },
-                Root::Snapshot {
-                    ns: ns(),
-                    snapshotter: "overlayfs".into(),
-                    key: "c1".into()
-                },
-            ]
+            all.lease_resources,
+            [("ns".to_owned(), "l1".to_owned(), res)]
         );
+        assert_eq!(
+            all.snapshots,
+            [("ns".to_owned(), "native".to_owned(), "k1".to_owned(), snap)]
+        );
+
+        let gone = [("ns".to_owned(), "native".to_owned(), "k1".to_owned())];
+        db.write(|txn| delete_in(txn, &[], &gone)).expect("delete");
+        assert!(matches!(
+            db.snapshots("ns", "native").get("k1"),
+            Err(Error::NotFound { .. })
+        ));
+        let all = db.write(read_all).expect("read all");
+        assert!(all.snapshots.is_empty());
+        assert_eq!(all.images.len(), 1, "other tables untouched");
     }
 }

@@ -23,9 +23,9 @@
 //! └── snapshots         (ns, snapshotter, key)    -> SnapshotRecord {backend_key, parent, …}
 //! ```
 //!
-//! GC roots ([`Db::gc_roots`]) are read from these tables: image targets, container
-//! snapshots, objects labelled `containerd.io/gc.root`, and the resources of unexpired
-//! leases. Creating any object in a namespace creates the namespace.
+//! Garbage collection reads every table through [`gc::read_all`] and deletes through
+//! [`gc::delete_in`], inside its one write transaction (the roots and references it
+//! finds are `gc/`'s business). Creating any object in a namespace creates the namespace.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,6 +5,7 @@
 //! so the same key can exist in two namespaces. The Snapshots service owns the protocol;
 //! this view is only the record store it uses.
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
 use redb::ReadableTable;
@@ -120,6 +121,16 @@ impl Snapshots {
         })
     }
 
+    /// Remove the record `key` inside `txn`, so the caller can pair it with other writes
+    /// in one transaction; whether there was one.
+    pub fn remove_in(&self, txn: &WriteTxn, key: &str) -> Result<bool, Error> {
+        let mut t = txn.open_table(schema::SNAPSHOTS).map_err(store)?;
+        let old = t
+            .remove((self.ns.as_str(), self.snapshotter.as_str(), key))
+            .map_err(store)?;
+        Ok(old.is_some())
+    }
+
     /// Every record of this namespace and snapshotter, by key.
     pub fn list(&self) -> Result<Vec<SnapshotRecord>, Error> {
         self.db.read(|txn| {
@@ -133,6 +144,26 @@ impl Snapshots {
                     break;
                 }
                 out.push(decode(key, v.value())?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+impl Db {
+    /// The backend keys of every record of snapshotter `snapshotter`, in every namespace.
+    pub fn snapshot_backend_keys(&self, snapshotter: &str) -> Result<HashSet<String>, Error> {
+        self.read(|txn| {
+            let t = txn.open_table(schema::SNAPSHOTS).map_err(store)?;
+            let mut out = HashSet::new();
+            for entry in t.iter().map_err(store)? {
+                let (k, v) = entry.map_err(store)?;
+                let (_, sn, key) = k.value();
+                if sn != snapshotter {
+                    continue;
+                }
+                let rec: SnapshotRecord = decode(key, v.value())?;
+                out.insert(rec.backend_key);
             }
             Ok(out)
         })
@@ -178,6 +209,24 @@ mod tests {
             Err(Error::FailedPrecondition(m)) if m.ends_with("still has snapshots")
         ));
         assert_eq!(s.list().expect("list").len(), 1);
+        db.snapshots("ns2", "overlayfs")
+            .insert(&rec("k2"))
+            .expect("insert");
+        db.snapshots("ns", "native")
+            .insert(&rec("k3"))
+            .expect("insert");
+        assert_eq!(
+            db.snapshot_backend_keys("overlayfs").expect("backend keys"),
+            HashSet::from(["backend-k1".to_owned(), "backend-k2".to_owned()])
+        );
+        let removed = db
+            .write(|txn| db.snapshots("ns", "native").remove_in(txn, "k3"))
+            .expect("remove_in");
+        assert!(removed);
+        let removed = db
+            .write(|txn| db.snapshots("ns", "native").remove_in(txn, "k3"))
+            .expect("remove_in again");
+        assert!(!removed);
         s.remove("k1").expect("remove");
         assert!(matches!(s.remove("k1"), Err(Error::NotFound { .. })));
     }

@@ -13,7 +13,7 @@ use berth_snapshotter::{Kind, Labels, Mount, Snapshotter, Usage};
 
 use super::{Result, SnapshotError, Snapshotters, new_backend_key};
 use crate::filters::{self, Adaptor, Filter};
-use crate::metadata::{self, SnapshotRecord, Snapshots, WriteTxn, leases, schema};
+use crate::metadata::{self, SnapshotRecord, Snapshots, leases};
 
 /// What is known about one namespaced snapshot (names are the namespace's keys).
 pub type Info = berth_snapshotter::Info;
@@ -72,17 +72,6 @@ fn ensure_new(records: &Snapshots, key: &str) -> Result<()> {
         Err(metadata::Error::NotFound { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// Remove the record `(ns, sn, key)` inside `txn`; whether there was one.
-pub(crate) fn remove_record_in(
-    txn: &WriteTxn,
-    ns: &str,
-    sn: &str,
-    key: &str,
-) -> Result<bool, metadata::Error> {
-    let mut t = txn.open_table(schema::SNAPSHOTS).map_err(metadata::store)?;
-    Ok(t.remove((ns, sn, key)).map_err(metadata::store)?.is_some())
 }
 
 fn check_labels(key: &str, labels: &Labels) -> Result<()> {
@@ -248,7 +237,7 @@ impl Snapshotters {
             updated_at: now,
         };
         self.db().write(|txn| {
-            remove_record_in(txn, ns, sn, key)?;
+            records.remove_in(txn, key)?;
             records.insert_in(txn, &rec)?;
             if let Some(lease) = lease {
                 leases::add_resource_in(txn, ns, lease, &lease_kind(sn), name)?;

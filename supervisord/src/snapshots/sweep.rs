@@ -4,10 +4,7 @@
 use std::collections::HashSet;
 use std::sync::RwLockWriteGuard;
 
-use redb::ReadableTable;
-
 use super::{Result, SnapshotError, Snapshotters};
-use crate::metadata::{self, SnapshotRecord, schema};
 
 /// What a backend sweep removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,31 +18,6 @@ pub struct SweepStats {
 /// Exclusive hold of every backend: no snapshot operation runs while it lives.
 pub struct ExclusiveGuard<'a> {
     _guards: Vec<RwLockWriteGuard<'a, ()>>,
-}
-
-/// The backend keys of every record of snapshotter `sn`, in every namespace.
-pub(crate) fn recorded_backend_keys(
-    db: &metadata::Db,
-    sn: &str,
-) -> Result<HashSet<String>, metadata::Error> {
-    db.read(|txn| {
-        let t = txn.open_table(schema::SNAPSHOTS).map_err(metadata::store)?;
-        let mut out = HashSet::new();
-        for entry in t.iter().map_err(metadata::store)? {
-            let (k, v) = entry.map_err(metadata::store)?;
-            let (_, ksn, key) = k.value();
-            if ksn != sn {
-                continue;
-            }
-            let rec: SnapshotRecord =
-                serde_json::from_slice(v.value()).map_err(|source| metadata::Error::Codec {
-                    key: key.to_owned(),
-                    source,
-                })?;
-            out.insert(rec.backend_key);
-        }
-        Ok(out)
-    })
 }
 
 impl Snapshotters {
@@ -66,7 +38,7 @@ impl Snapshotters {
     /// holds [`Snapshotters::lock_all`].
     pub fn sweep(&self, _held: &ExclusiveGuard<'_>, sn: &str) -> Result<SweepStats> {
         let backend = self.backend(sn)?;
-        let live = recorded_backend_keys(self.db(), sn)?;
+        let live = self.db().snapshot_backend_keys(sn)?;
         let all = backend
             .snapshotter
             .walk(&|_| true)
