@@ -7,11 +7,18 @@
 //!
 //! ```text
 //! <base>/                  /run/berth/fifo (or $TMPDIR/berth-fifo), 0700
-//!   <random>/              one set, 0700, removed on drop
+//!   <random>/              one set, 0700, removed on drop (unless kept)
 //!     <id>-stdin
 //!     <id>-stdout
 //!     <id>-stderr
 //! ```
+//!
+//! A set can outlive its client ([`FifoSet::keep`], for a detached process
+//! that is attached to later): the shim holds its own ends open, so output
+//! waits in the FIFO (up to the pipe buffer, then the process blocks on
+//! write, as with containerd) and input can be written by whoever attaches
+//! next. [`FifoSet::existing`] reopens such a set (ctr's `tasks attach`);
+//! [`remove_kept`] deletes it once the task is gone.
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
@@ -30,7 +37,8 @@ pub const DEFAULT_FIFO_DIR: &str = "/run/berth/fifo";
 /// The FIFO paths of one process.
 #[derive(Debug)]
 pub struct FifoSet {
-    dir: PathBuf,
+    /// The set's own dir, removed on drop; `None` when not owned.
+    dir: Option<PathBuf>,
     /// Path of stdin, `None` when the process gets no stdin.
     pub stdin: Option<PathBuf>,
     /// Path of stdout.
@@ -72,7 +80,7 @@ impl FifoSet {
             stdin: stdin.then(|| dir.join(format!("{id}-stdin"))),
             stdout: dir.join(format!("{id}-stdout")),
             stderr: dir.join(format!("{id}-stderr")),
-            dir,
+            dir: Some(dir),
             terminal,
         };
         for path in set.stdin.iter().chain([&set.stdout, &set.stderr]) {
@@ -80,6 +88,47 @@ impl FifoSet {
                 .map_err(|e| Error::io("cannot create fifo", path, e.into()))?;
         }
         Ok(set)
+    }
+
+    /// The FIFOs of a process that already has them (the `stdin`,
+    /// `stdout`, `stderr` and `terminal` of its Tasks.Get answer), to attach
+    /// to; an empty `stdin` means the process has none. Each path must be a
+    /// FIFO. The set is not removed on drop: it belongs to the process.
+    pub fn existing(stdin: &str, stdout: &str, stderr: &str, terminal: bool) -> Result<FifoSet> {
+        let fifo = |p: &str| -> Result<PathBuf> {
+            let path = PathBuf::from(p);
+            let meta = std::fs::metadata(&path)
+                .map_err(|e| Error::io("cannot attach to fifo", &path, e))?;
+            if !std::os::unix::fs::FileTypeExt::is_fifo(&meta.file_type()) {
+                return Err(Error::InvalidArgument(format!(
+                    "{} is not a fifo",
+                    path.display()
+                )));
+            }
+            Ok(path)
+        };
+        if stdout.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the process has no stdout fifo".to_string(),
+            ));
+        }
+        Ok(FifoSet {
+            dir: None,
+            stdin: (!stdin.is_empty()).then(|| fifo(stdin)).transpose()?,
+            stdout: fifo(stdout)?,
+            stderr: if stderr.is_empty() || terminal {
+                PathBuf::from(stderr)
+            } else {
+                fifo(stderr)?
+            },
+            terminal,
+        })
+    }
+
+    /// Leaves the set on disk when dropped (the process outlives this
+    /// client); [`remove_kept`] removes it later.
+    pub fn keep(&mut self) {
+        self.dir = None;
     }
 
     /// The (stdin, stdout, stderr) strings for a Tasks request.
@@ -122,10 +171,46 @@ impl FifoSet {
 
 impl Drop for FifoSet {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.dir) {
-            tracing::debug!(dir = %self.dir.display(), error = %e, "fifo dir not removed");
+        if let Some(dir) = &self.dir
+            && let Err(e) = std::fs::remove_dir_all(dir)
+        {
+            tracing::debug!(dir = %dir.display(), error = %e, "fifo dir not removed");
         }
     }
+}
+
+/// Whether a process's stdout string names no FIFO: empty (the shim keeps
+/// the output in the container log) or a `file://` log.
+pub fn is_log_target(stdout: &str) -> bool {
+    stdout.is_empty() || stdout.starts_with("file://")
+}
+
+/// Removes a kept set under `base` given its stdout path (from Tasks.Get):
+/// the FIFO's directory, when it is a direct child of `base` and holds
+/// nothing but FIFOs (a set made by [`FifoSet::new`]); anything else is
+/// left alone. Returns whether a set was removed.
+pub fn remove_kept(base: &Path, stdout: &str) -> bool {
+    let path = Path::new(stdout);
+    let Some(dir) = path
+        .parent()
+        .filter(|d| path.is_absolute() && d.parent() == Some(base))
+    else {
+        return false;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut any = false;
+    for entry in entries {
+        let is_fifo = entry
+            .and_then(|e| e.file_type())
+            .is_ok_and(|t| std::os::unix::fs::FileTypeExt::is_fifo(&t));
+        if !is_fifo {
+            return false;
+        }
+        any = true;
+    }
+    any && std::fs::remove_dir_all(dir).is_ok()
 }
 
 fn spawn_reader(path: PathBuf, mut out: Box<dyn Write + Send>, done: mpsc::Sender<()>) {
@@ -247,9 +332,69 @@ mod tests {
         peer.join().expect("peer");
         assert_eq!(out.0.lock().expect("lock").as_slice(), b"got ping\n");
         assert_eq!(err.0.lock().expect("lock").as_slice(), b"warn\n");
-        let dir = set.dir.clone();
+        let dir = set.dir.clone().expect("owned");
         drop(set);
         assert!(!dir.exists(), "fifo dir removed on drop");
+    }
+
+    #[tokio::test]
+    async fn a_kept_set_is_reattached_then_removed() {
+        let base = tempfile::tempdir().expect("tmp");
+        let mut set = FifoSet::new(base.path(), "c3", true, false).expect("fifos");
+        set.keep();
+        let (stdin, stdout, stderr) = set.paths();
+        drop(set);
+        assert!(Path::new(&stdout).exists(), "kept set survives drop");
+
+        // The process side (the shim) holds the FIFOs; a new client
+        // reopens them from the paths Tasks.Get reports.
+        let again = FifoSet::existing(&stdin, &stdout, &stderr, false).expect("existing");
+        let out = Sink::default();
+        let mut attached = again.attach(
+            Some(Box::new(std::io::Cursor::new(b"hi\n".to_vec()))),
+            Box::new(out.clone()),
+            Box::new(Sink::default()),
+        );
+        let eof = attached.stdin_eof().expect("stdin");
+        let kept = stdout.clone();
+        let peer = std::thread::spawn(move || {
+            let mut input = String::new();
+            std::fs::File::open(&stdin)
+                .and_then(|mut f| f.read_to_string(&mut input))
+                .expect("read stdin");
+            std::fs::write(&stdout, format!("again {input}")).expect("stdout");
+            std::fs::write(&stderr, b"").expect("stderr");
+        });
+        eof.await.expect("stdin eof");
+        assert!(attached.wait_output(Duration::from_secs(10)).await);
+        peer.join().expect("peer");
+        assert_eq!(out.0.lock().expect("lock").as_slice(), b"again hi\n");
+        drop(again);
+        assert!(
+            Path::new(&kept).exists(),
+            "an existing set is not removed on drop"
+        );
+        assert!(
+            !remove_kept(Path::new("/elsewhere"), &kept),
+            "only under its base"
+        );
+        assert!(remove_kept(base.path(), &kept));
+        assert!(!Path::new(&kept).exists());
+    }
+
+    #[test]
+    fn existing_refuses_non_fifos_and_remove_kept_spares_other_dirs() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let file = tmp.path().join("container.log");
+        std::fs::write(&file, b"x").expect("file");
+        let f = file.to_str().expect("utf8");
+        let err = FifoSet::existing("", f, f, false).expect_err("a log file");
+        assert_eq!(err.kind(), berth_api::ErrorKind::InvalidArgument);
+        assert!(FifoSet::existing("", "", "", false).is_err(), "no stdout");
+        let base = tmp.path().parent().expect("parent");
+        assert!(!remove_kept(base, f), "a dir holding a regular file");
+        assert!(file.exists());
+        assert!(!remove_kept(Path::new(""), "relative/path"));
     }
 
     #[tokio::test]

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::commands::{
-    containers, content, events, exec, images, leases, logs, namespaces, pull, run, snapshots,
-    system,
+    attach, containers, content, events, exec, images, leases, logs, namespaces, pull, run,
+    snapshots, system,
 };
 
 /// How results are printed.
@@ -107,6 +107,8 @@ pub enum Command {
     Run(Box<run::Args>),
     /// Run a command in a running container
     Exec(exec::Args),
+    /// Attach to a running container started with -i or -t
+    Attach(attach::Args),
     /// Show a container's output
     Logs(logs::Args),
     /// Send a signal to containers

@@ -42,6 +42,15 @@ pub struct NewContainer {
     pub spec: SpecOptions,
 }
 
+/// What [`Client::create_container_with_task`] made.
+#[derive(Debug)]
+pub struct WithTask {
+    /// The container record.
+    pub container: Container,
+    /// The init pid of its created task, or why the task was not created.
+    pub task: Result<u32>,
+}
+
 impl Client {
     /// Creates container `new.id` from an image, as `ctr run` does: prepare
     /// a snapshot on the image's top chain ID, build an OCI spec from the
@@ -72,14 +81,85 @@ impl Client {
     /// # }
     /// ```
     pub async fn create_container(&self, new: NewContainer) -> Result<Container> {
-        let image = self.resolve_image(&new.image).await?;
+        let (image, lease) = tokio::join!(self.resolve_image(&new.image), self.create_lease());
+        let lease = lease?;
+        let created = match image {
+            Ok(image) => self.create_under(&lease, new, &image).await,
+            Err(e) => Err(e),
+        };
+        self.release_lease(&lease).await;
+        created.map(|(container, _)| container)
+    }
+
+    /// Creates container `new.id` from an already resolved image (as
+    /// [`Client::create_container`]) and then its task on the fresh rootfs
+    /// with `stdio`, as `ctr run` does, in as few round trips as the
+    /// dependencies allow: the lease is released while the task is being
+    /// created, and the rootfs mounts come from Snapshots.Prepare rather
+    /// than being asked for again. An error means no container was made;
+    /// when only the task failed, the container is left in place (the
+    /// caller decides whether to remove it) and [`WithTask::task`] holds
+    /// the error.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: berth_client::Client) -> berth_client::Result<()> {
+    /// use berth_client::container::NewContainer;
+    /// use berth_client::task::Stdio;
+    ///
+    /// let image = client.resolve_image("docker.io/library/busybox:latest").await?;
+    /// let new = NewContainer {
+    ///     id: "job".into(),
+    ///     image: image.image.name.clone(),
+    ///     snapshotter: berth_client::DEFAULT_SNAPSHOTTER.into(),
+    ///     labels: Default::default(),
+    ///     spec: Default::default(),
+    /// };
+    /// let made = client.create_container_with_task(new, &image, Stdio::Null).await?;
+    /// let pid = made.task?;
+    /// client.start_task(&made.container.id, "").await?;
+    /// println!("{} runs as pid {pid}", made.container.id);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn create_container_with_task(
+        &self,
+        new: NewContainer,
+        image: &crate::image::ResolvedImage,
+        stdio: crate::task::Stdio<'_>,
+    ) -> Result<WithTask> {
         let lease = self.create_lease().await?;
-        let leased = self.clone().with_lease(Some(&lease))?;
-        let created = leased.create_leased(new, &image).await;
-        if let Err(e) = self.delete_lease(&lease).await {
+        let (container, rootfs) = match self.create_under(&lease, new, image).await {
+            Ok(created) => created,
+            Err(e) => {
+                self.release_lease(&lease).await;
+                return Err(e);
+            }
+        };
+        let (task, ()) = tokio::join!(
+            self.create_task_on(&container.id, rootfs, stdio),
+            self.release_lease(&lease)
+        );
+        Ok(WithTask { container, task })
+    }
+
+    /// Snapshot and record under `lease`; the record and its rootfs mounts.
+    async fn create_under(
+        &self,
+        lease: &str,
+        new: NewContainer,
+        image: &crate::image::ResolvedImage,
+    ) -> Result<(Container, Vec<Mount>)> {
+        self.clone()
+            .with_lease(Some(lease))?
+            .create_leased(new, image)
+            .await
+    }
+
+    /// Deletes `lease`; a failure is logged (the lease expires by itself).
+    async fn release_lease(&self, lease: &str) {
+        if let Err(e) = self.delete_lease(lease).await {
             tracing::warn!(lease = %lease, error = %e, "lease not deleted; it expires in a day");
         }
-        created
     }
 
     /// A lease that expires on its own after a day.
@@ -116,7 +196,7 @@ impl Client {
         &self,
         new: NewContainer,
         image: &crate::image::ResolvedImage,
-    ) -> Result<Container> {
+    ) -> Result<(Container, Vec<Mount>)> {
         let snaps = self.snapshots(&new.snapshotter);
         let mounts = snaps
             .client
@@ -131,11 +211,13 @@ impl Client {
             .map_err(Error::at("Snapshots.Prepare"))?
             .into_inner()
             .mounts;
-        let created = self.create_record(&new, &image.config, &mounts).await;
-        if created.is_err() {
-            let _ = self.remove_snapshot(&new.snapshotter, &new.id).await;
+        match self.create_record(&new, &image.config, &mounts).await {
+            Ok(container) => Ok((container, mounts)),
+            Err(e) => {
+                let _ = self.remove_snapshot(&new.snapshotter, &new.id).await;
+                Err(e)
+            }
         }
-        created
     }
 
     async fn create_record(
@@ -233,14 +315,30 @@ impl Client {
     /// Deletes a container record and its snapshot (the task must be gone).
     pub async fn delete_container(&self, id: &str) -> Result<()> {
         let container = self.get_container(id).await?;
-        if !container.snapshot_key.is_empty() {
+        self.remove_container(&container).await
+    }
+
+    /// Deletes the record of `container` (as read or created) and its
+    /// snapshot, both at once; the task must be gone.
+    pub async fn remove_container(&self, container: &Container) -> Result<()> {
+        let snapshot = async {
+            if container.snapshot_key.is_empty() {
+                return Ok(());
+            }
             self.remove_snapshot(&container.snapshotter, &container.snapshot_key)
-                .await?;
-        }
-        self.containers()
-            .delete(DeleteContainerRequest { id: id.to_string() })
-            .await
-            .map_err(Error::at("Containers.Delete"))?;
+                .await
+        };
+        let record = async {
+            self.containers()
+                .delete(DeleteContainerRequest {
+                    id: container.id.clone(),
+                })
+                .await
+                .map_err(Error::at("Containers.Delete"))
+        };
+        let (snapshot, record) = tokio::join!(snapshot, record);
+        snapshot?;
+        record?;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use berth_api::containerd::services::tasks::v1::{
     ExecProcessRequest, GetRequest, KillRequest, ListPidsRequest, ListTasksRequest, MetricsRequest,
     PauseTaskRequest, ResizePtyRequest, ResumeTaskRequest, StartRequest, WaitRequest, WaitResponse,
 };
-use berth_api::containerd::types::Metric;
+use berth_api::containerd::types::{Metric, Mount};
 use berth_api::containerd::v1::types::{Process, ProcessInfo, Status};
 
 use crate::cio::FifoSet;
@@ -58,6 +58,17 @@ impl Client {
             self.snapshot_mounts(&container.snapshotter, &container.snapshot_key)
                 .await?
         };
+        self.create_task_on(id, rootfs, stdio).await
+    }
+
+    /// Creates the task of container `id` on `rootfs` (its snapshot's
+    /// mounts, known to the caller); returns the init pid.
+    pub async fn create_task_on(
+        &self,
+        id: &str,
+        rootfs: Vec<Mount>,
+        stdio: Stdio<'_>,
+    ) -> Result<u32> {
         let (stdin, stdout, stderr, terminal) = stdio.paths();
         Ok(self
             .tasks()
@@ -131,6 +142,70 @@ impl Client {
             Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
             Err(s) => Err(Error::rpc("Tasks.Get", s)),
         }
+    }
+
+    /// Process `exec_id` of task `id` (empty: the init); `None` when there
+    /// is no such task or exec.
+    pub async fn get_process(&self, id: &str, exec_id: &str) -> Result<Option<Process>> {
+        match self
+            .tasks()
+            .get(GetRequest {
+                container_id: id.to_string(),
+                exec_id: exec_id.to_string(),
+            })
+            .await
+        {
+            Ok(resp) => Ok(resp.into_inner().process),
+            Err(s) if s.code() == tonic::Code::NotFound => Ok(None),
+            Err(s) => Err(Error::rpc("Tasks.Get", s)),
+        }
+    }
+
+    /// Reopens the stdio FIFOs of running process `exec_id` of task `id`
+    /// (empty: the init), as ctr's `tasks attach`: their paths come from
+    /// Tasks.Get. Fails with `NotFound` when there is no such process and
+    /// `InvalidArgument` when it is not running or its stdio is not FIFOs
+    /// (a process started without them writes to its container log).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: berth_client::Client) -> berth_client::Result<()> {
+    /// use std::time::Duration;
+    ///
+    /// let fifos = client.attach_fifos("web", "").await?;
+    /// let output = fifos.attach(
+    ///     Some(Box::new(std::io::stdin())),
+    ///     Box::new(std::io::stdout()),
+    ///     Box::new(std::io::stderr()),
+    /// );
+    /// let exit = client.wait_task("web", "").await?;
+    /// output.wait_output(Duration::from_secs(5)).await;
+    /// println!("web exited with {}", exit.exit_status);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn attach_fifos(&self, id: &str, exec_id: &str) -> Result<FifoSet> {
+        let process = self.get_process(id, exec_id).await?.ok_or_else(|| {
+            Error::NotFound(format!("container {id} has no process {exec_id:?} running"))
+        })?;
+        let status = Status::try_from(process.status).unwrap_or(Status::Unknown);
+        if !matches!(status, Status::Running | Status::Paused | Status::Created) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot attach to container {id}: it is {}",
+                status_name(process.status)
+            )));
+        }
+        if crate::cio::is_log_target(&process.stdout) {
+            return Err(Error::InvalidArgument(format!(
+                "cannot attach to container {id}: it was started without stdio fifos \
+                 (its output is in its log)"
+            )));
+        }
+        FifoSet::existing(
+            &process.stdin,
+            &process.stdout,
+            &process.stderr,
+            process.terminal,
+        )
     }
 
     /// Every task in the namespace.

@@ -1,130 +1,67 @@
-//! Driving a foreground process: start it after its Wait is in flight,
-//! forward signals, follow window resizes, close stdin at EOF, and collect
-//! its exit status once its output has drained.
+//! `attach`: join a running container's stdio again, as `docker attach`
+//! (ctr's `tasks attach`).
+//!
+//! Only a process started with stdio FIFOs can be attached to: `run -i`,
+//! `run -t` (also with `-d`, which keeps its FIFOs after berthctl exits).
+//! A plain `run -d` or `start` writes to the container log instead (read it
+//! with `logs`). While nobody is attached, output waits in the FIFO (64 KiB,
+//! then the process blocks on write, as with containerd); the container log
+//! still gets a copy.
 
-use std::time::Duration;
+use std::io::IsTerminal;
 
-use berth_client::cio::Attached;
-use berth_client::{Client, Error};
-use tokio::signal::unix::{SignalKind, signal};
+use super::exit::CliError;
+use super::foreground::{Follow, Signals, follow};
+use super::{CmdResult, Ctx, tty};
 
-use super::exit::{CliError, start_failure_code};
-use super::tty;
-
-/// How long output may keep draining after the process exited.
-const OUTPUT_GRACE: Duration = Duration::from_secs(5);
-
-/// SIGWINCH, SIGINT and SIGTERM, caught from before anything is created:
-/// a signal that arrives while the container is being set up is queued and
-/// forwarded once the process runs, instead of killing berthctl and leaving
-/// the container and its FIFOs behind.
-pub struct Signals {
-    winch: Option<tokio::signal::unix::Signal>,
-    sigint: Option<tokio::signal::unix::Signal>,
-    sigterm: Option<tokio::signal::unix::Signal>,
+/// `attach` arguments.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Do not forward local input
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Container
+    pub container: String,
 }
 
-impl Signals {
-    /// Starts catching the signals.
-    pub fn catch() -> Signals {
-        Signals {
-            winch: signal(SignalKind::window_change()).ok(),
-            sigint: signal(SignalKind::interrupt()).ok(),
-            sigterm: signal(SignalKind::terminate()).ok(),
-        }
-    }
-}
-
-/// Starts process `exec_id` of `id` (empty: the init) and runs it to its
-/// end; returns its exit status (truncated to a byte, as a shell would).
-pub async fn drive(
-    signals: Signals,
-    client: &Client,
-    id: &str,
-    exec_id: &str,
-    mut attached: Attached,
-    tty: bool,
-) -> Result<u8, CliError> {
-    let Signals {
-        mut winch,
-        mut sigint,
-        mut sigterm,
-    } = signals;
-    let waiter = {
-        let (client, id, exec_id) = (client.clone(), id.to_string(), exec_id.to_string());
-        tokio::spawn(async move { client.wait_task(&id, &exec_id).await })
+/// `berthctl attach`: returns the container's exit status once it exits.
+pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
+    let signals = Signals::catch();
+    let client = ctx.client().await?;
+    let id = args.container.as_str();
+    let fifos = client.attach_fifos(id, "").await.map_err(CliError::from)?;
+    let input: Option<Box<dyn std::io::Read + Send>> = (!args.no_stdin && fifos.stdin.is_some())
+        .then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>);
+    let interactive = input.is_some();
+    let attached = fifos.attach(
+        input,
+        Box::new(std::io::stdout()),
+        Box::new(std::io::stderr()),
+    );
+    let _raw = (fifos.terminal && interactive && std::io::stdin().is_terminal())
+        .then(tty::RawMode::enter)
+        .flatten();
+    let how = Follow {
+        start: false,
+        tty: fifos.terminal,
+        close_stdin_at_eof: false,
     };
-    if let Err(e) = client.start_task(id, exec_id).await {
-        waiter.abort();
-        return Err(CliError {
-            code: start_failure_code(&e),
-            message: super::exit::sentence(&e),
-        });
-    }
-    if tty {
-        resize(client, id, exec_id).await;
-    }
-    // Resolves once the input reached EOF; never without input (a dropped
-    // sender means no input was attached).
-    let stdin_eof = attached.stdin_eof();
-    let stdin_done = async move {
-        let reached = match stdin_eof {
-            Some(rx) => rx.await.is_ok(),
-            None => false,
+    follow(signals, &client, id, "", attached, how).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[test]
+    fn attach_flags_parse() {
+        let cli = crate::cli::Cli::try_parse_from(["berthctl", "attach", "--no-stdin", "web"])
+            .expect("parse");
+        let crate::cli::Command::Attach(args) = cli.command else {
+            panic!("not attach");
         };
-        if !reached {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::pin!(stdin_done);
-    let mut stdin_open = true;
-    let mut waiter = waiter;
-    let status = loop {
-        tokio::select! {
-            done = &mut waiter => {
-                break done.map_err(|e| CliError::usage(format!("waiting for the process failed: {e}")))??;
-            }
-            Some(()) = recv(&mut winch) => {
-                if tty {
-                    resize(client, id, exec_id).await;
-                }
-            }
-            Some(()) = recv(&mut sigint) => forward(client, id, exec_id, libc::SIGINT).await,
-            Some(()) = recv(&mut sigterm) => forward(client, id, exec_id, libc::SIGTERM).await,
-            () = &mut stdin_done, if stdin_open => {
-                stdin_open = false;
-                if let Err(e) = client.close_stdin(id, exec_id).await {
-                    tracing::debug!(error = %e, "close stdin");
-                }
-            }
-        }
-    };
-    attached.wait_output(OUTPUT_GRACE).await;
-    Ok((status.exit_status & 0xff) as u8)
-}
-
-async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match sig {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn forward(client: &Client, id: &str, exec_id: &str, sig: i32) {
-    match client.kill_task(id, exec_id, sig as u32, false).await {
-        Ok(()) => {}
-        Err(e) if e.is_not_found() => {}
-        Err(e) => tracing::warn!(error = %e, signal = sig, "cannot forward signal"),
-    }
-}
-
-async fn resize(client: &Client, id: &str, exec_id: &str) {
-    if let Some((cols, rows)) = tty::window_size() {
-        let r: Result<(), Error> = client
-            .resize_pty(id, exec_id, u32::from(cols), u32::from(rows))
-            .await;
-        if let Err(e) = r {
-            tracing::debug!(error = %e, "resize");
-        }
+        assert!(args.no_stdin);
+        assert_eq!(args.container, "web");
+        assert!(crate::cli::Cli::try_parse_from(["berthctl", "attach"]).is_err());
     }
 }

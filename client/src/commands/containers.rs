@@ -242,6 +242,7 @@ pub async fn start(ctx: &Ctx, args: IdsArgs) -> CmdResult {
                 )));
             }
             client.delete_task(id).await?;
+            remove_kept_fifos(&task);
         }
         let invoke = |e: Error| CliError {
             code: start_failure_code(&e),
@@ -280,11 +281,22 @@ pub async fn rm(ctx: &Ctx, args: RmArgs) -> CmdResult {
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e.into()),
             }
+            remove_kept_fifos(&task);
         }
         client.delete_container(id).await?;
         println!("{id}");
     }
     Ok(0)
+}
+
+/// Removes the stdio FIFOs `run -d -i/-t` kept for `attach`, once the
+/// task that used them is deleted.
+fn remove_kept_fifos(task: &Process) {
+    if !berth_client::cio::is_log_target(&task.stdout)
+        && berth_client::cio::remove_kept(&berth_client::cio::default_base(), &task.stdout)
+    {
+        tracing::debug!(stdout = %task.stdout, "kept fifos removed");
+    }
 }
 
 /// `berthctl pause` / `unpause`.

@@ -9,8 +9,8 @@ use berth_client::spec::ResolvedUser;
 use berth_client::task::{Stdio, exec_process};
 use berth_client::{Client, Error};
 
-use super::attach::{Signals, drive};
 use super::exit::{CliError, sentence, start_failure_code};
+use super::foreground::{Signals, drive};
 use super::run::collect_env;
 use super::{CmdResult, Ctx, tty};
 

@@ -6,6 +6,7 @@ pub mod content;
 pub mod events;
 pub mod exec;
 pub mod exit;
+pub mod foreground;
 pub mod images;
 pub mod leases;
 pub mod logs;
@@ -73,6 +74,7 @@ pub async fn dispatch(cli: Cli) -> CmdResult {
         Command::Ps(args) => containers::ps(&ctx, args).await,
         Command::Run(args) => run::run(&ctx, *args).await,
         Command::Exec(args) => exec::run(&ctx, args).await,
+        Command::Attach(args) => attach::run(&ctx, args).await,
         Command::Logs(args) => logs::run(&ctx, args).await,
         Command::Kill(args) => containers::kill(&ctx, args).await,
         Command::Stop(args) => containers::stop(&ctx, args).await,

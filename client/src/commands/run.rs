@@ -8,12 +8,13 @@ use std::path::PathBuf;
 
 use berth_client::cio::{FifoSet, default_base};
 use berth_client::container::NewContainer;
+use berth_client::image::ResolvedImage;
 use berth_client::spec::{ExtraMount, Network, SpecOptions};
 use berth_client::task::Stdio;
 use berth_client::{Client, Error};
 
-use super::attach::{Signals, drive};
 use super::exit::{CliError, sentence, start_failure_code};
+use super::foreground::{Signals, drive};
 use super::{CmdResult, Ctx, key_value, tty};
 
 /// `run` arguments.
@@ -246,6 +247,41 @@ pub async fn find_image(client: &Client, name: &str) -> Result<String, Error> {
     }
 }
 
+/// The image resolved for this host: the given name if it exists, else its
+/// normalized form, else pulled (docker's behaviour for a missing image).
+/// An image whose record exists but whose blobs do not resolve is an
+/// error, not a pull.
+async fn resolve_or_pull(
+    ctx: &Ctx,
+    client: &Client,
+    name: &str,
+) -> Result<ResolvedImage, CliError> {
+    let full = normalize_ref(name);
+    for candidate in [name, full.as_str()] {
+        match client.resolve_image(candidate).await {
+            Err(e) if e.is_not_found() => {
+                if has_image(client, candidate).await? {
+                    return Err(e.into());
+                }
+            }
+            other => return Ok(other?),
+        }
+        if full == name {
+            break;
+        }
+    }
+    let pulled = pull_missing(ctx, client, name).await?;
+    Ok(client.resolve_image(&pulled).await?)
+}
+
+async fn has_image(client: &Client, name: &str) -> Result<bool, Error> {
+    match client.get_image(name).await {
+        Ok(_) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// docker's behaviour for a missing image: pull it (normalized), then run.
 async fn pull_missing(ctx: &Ctx, client: &Client, name: &str) -> Result<String, CliError> {
     let reference = normalize_ref(name);
@@ -311,6 +347,10 @@ fn spec_options(args: &Args) -> Result<SpecOptions, CliError> {
 }
 
 /// `berthctl run`.
+///
+/// With `-d`, a plain container's output goes to its log; with `-d -i` or
+/// `-d -t` its stdio FIFOs are kept after berthctl exits, so `attach` can
+/// join it later (and `rm` removes them).
 pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
     if args.rm && args.detach {
         return Err(CliError::usage("--rm cannot be combined with -d"));
@@ -318,59 +358,23 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
     let spec = spec_options(&args)?;
     let signals = (!args.detach).then(Signals::catch);
     let client = ctx.client().await?;
-    let image = match find_image(&client, &args.image).await {
-        Ok(image) => image,
-        Err(e) if e.is_not_found() => pull_missing(ctx, &client, &args.image).await?,
-        Err(e) => return Err(e.into()),
-    };
+    let image = resolve_or_pull(ctx, &client, &args.image).await?;
     let id = args
         .name
         .clone()
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_string());
-    client
-        .create_container(NewContainer {
-            id: id.clone(),
-            image,
-            snapshotter: ctx.snapshotter.clone(),
-            labels: args.label.iter().cloned().collect::<HashMap<_, _>>(),
-            spec,
-        })
-        .await?;
-
+    let new = NewContainer {
+        id: id.clone(),
+        image: image.image.name.clone(),
+        snapshotter: ctx.snapshotter.clone(),
+        labels: args.label.iter().cloned().collect::<HashMap<_, _>>(),
+        spec,
+    };
     if args.detach {
-        if let Err(e) = client.create_task(&id, Stdio::Null).await {
-            return Err(CliError {
-                code: start_failure_code(&e),
-                message: sentence(&e),
-            });
-        }
-        if let Err(e) = client.start_task(&id, "").await {
-            let _ = client.delete_task(&id).await;
-            return Err(CliError {
-                code: start_failure_code(&e),
-                message: sentence(&e),
-            });
-        }
-        println!("{id}");
-        return Ok(0);
+        return detached(&client, new, &image, &args).await;
     }
-
     let signals = signals.unwrap_or_else(Signals::catch);
-    let result = foreground(signals, &client, &id, &args).await;
-    // The task is gone or stopped now; remove it, and the container on --rm.
-    if let Err(e) = client.delete_task(&id).await {
-        tracing::debug!(error = %e, "delete task");
-    }
-    if args.rm
-        && let Err(e) = client.delete_container(&id).await
-    {
-        eprintln!("berthctl: cannot remove container {id}: {}", sentence(&e));
-    }
-    result
-}
-
-async fn foreground(signals: Signals, client: &Client, id: &str, args: &Args) -> CmdResult {
-    let fifos = FifoSet::new(&default_base(), id, args.interactive, args.tty)?;
+    let fifos = FifoSet::new(&default_base(), &id, args.interactive, args.tty)?;
     let input: Option<Box<dyn std::io::Read + Send>> = args
         .interactive
         .then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>);
@@ -382,13 +386,63 @@ async fn foreground(signals: Signals, client: &Client, id: &str, args: &Args) ->
     let _raw = (args.tty && args.interactive && std::io::stdin().is_terminal())
         .then(tty::RawMode::enter)
         .flatten();
-    if let Err(e) = client.create_task(id, Stdio::Fifos(&fifos)).await {
-        return Err(CliError {
-            code: start_failure_code(&e),
-            message: sentence(&e),
-        });
+    let made = client
+        .create_container_with_task(new, &image, Stdio::Fifos(&fifos))
+        .await?;
+    let result = match made.task {
+        Ok(_) => drive(signals, &client, &id, "", attached, args.tty).await,
+        Err(e) => Err(invoke_error(&e)),
+    };
+    // The task is gone or stopped now; remove it, and the container on --rm.
+    if let Err(e) = client.delete_task(&id).await {
+        tracing::debug!(error = %e, "delete task");
     }
-    drive(signals, client, id, "", attached, args.tty).await
+    if args.rm
+        && let Err(e) = client.remove_container(&made.container).await
+    {
+        eprintln!("berthctl: cannot remove container {id}: {}", sentence(&e));
+    }
+    result
+}
+
+fn invoke_error(e: &Error) -> CliError {
+    CliError {
+        code: start_failure_code(e),
+        message: sentence(e),
+    }
+}
+
+/// `run -d`: create and start, print the ID. The task's stdio is the
+/// container log, or kept FIFOs with `-i`/`-t`.
+async fn detached(
+    client: &Client,
+    new: NewContainer,
+    image: &ResolvedImage,
+    args: &Args,
+) -> CmdResult {
+    let id = new.id.clone();
+    let fifos = if args.interactive || args.tty {
+        Some(FifoSet::new(
+            &default_base(),
+            &id,
+            args.interactive,
+            args.tty,
+        )?)
+    } else {
+        None
+    };
+    let stdio = fifos.as_ref().map_or(Stdio::Null, Stdio::Fifos);
+    let made = client.create_container_with_task(new, image, stdio).await?;
+    made.task.map_err(|e| invoke_error(&e))?;
+    if let Err(e) = client.start_task(&id, "").await {
+        let _ = client.delete_task(&id).await;
+        return Err(invoke_error(&e));
+    }
+    if let Some(mut fifos) = fifos {
+        fifos.keep();
+    }
+    println!("{id}");
+    Ok(0)
 }
 
 #[cfg(test)]

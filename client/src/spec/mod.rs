@@ -6,6 +6,8 @@
 //! over the image.
 
 pub mod defaults;
+pub mod devices;
+pub mod host;
 pub mod user;
 
 use std::collections::BTreeMap;
@@ -126,12 +128,34 @@ pub fn cap_name(name: &str) -> String {
     }
 }
 
-/// The default set with `add` added and `drop` removed (`ALL` works on
-/// both); unknown names are refused.
-pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result<Vec<String>> {
+/// The names of the known capabilities set in `bits` (bit `n` is
+/// `ALL_CAPS[n]`); unknown bits are ignored.
+pub fn caps_from_bitmap(bits: u64) -> Vec<String> {
+    ALL_CAPS
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| bits >> n & 1 == 1)
+        .map(|(_, c)| c.to_string())
+        .collect()
+}
+
+fn wants_all(add: &[String]) -> bool {
+    add.iter().any(|a| cap_name(a) == "CAP_ALL")
+}
+
+/// The default set (or `all` when privileged) with `add` added and `drop`
+/// removed; `ALL` works on both and means `all`, which is what the caller
+/// itself holds (as containerd's `WithAllCurrentCapabilities`: a runtime
+/// cannot grant more). Unknown names are refused.
+pub fn capabilities(
+    privileged: bool,
+    all: &[String],
+    add: &[String],
+    drop: &[String],
+) -> Result<Vec<String>> {
     let known = |c: &str| ALL_CAPS.contains(&c);
     let mut caps: Vec<String> = if privileged {
-        ALL_CAPS.iter().map(|c| c.to_string()).collect()
+        all.to_vec()
     } else {
         DEFAULT_CAPS.iter().map(|c| c.to_string()).collect()
     };
@@ -148,7 +172,7 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Result
     for a in add {
         let c = cap_name(a);
         if c == "CAP_ALL" {
-            caps = ALL_CAPS.iter().map(|c| c.to_string()).collect();
+            caps = all.to_vec();
         } else if !known(&c) {
             return Err(Error::InvalidArgument(format!("unknown capability {a:?}")));
         } else if !caps.contains(&c) {
@@ -183,13 +207,27 @@ pub fn process_args(image: &ImageConfiguration, opts: &SpecOptions) -> Result<Ve
 }
 
 /// Builds the spec of container `id` in `namespace` from an image config,
-/// its user database and the caller's options.
+/// its user database and the caller's options; a privileged container gets
+/// the host's device nodes under `/dev`.
 pub fn generate(
     namespace: &str,
     id: &str,
     image: &ImageConfiguration,
     users: &UserDb,
     opts: &SpecOptions,
+) -> Result<Generated> {
+    generate_with(namespace, id, image, users, opts, &host::RealHost)
+}
+
+/// [`generate`], reading what a privileged container inherits (device
+/// nodes, the caller's capabilities) through `host`.
+pub fn generate_with(
+    namespace: &str,
+    id: &str,
+    image: &ImageConfiguration,
+    users: &UserDb,
+    opts: &SpecOptions,
+    host: &dyn host::Host,
 ) -> Result<Generated> {
     let cfg = image.config().as_ref();
     let mut spec = defaults::default_spec(namespace, id);
@@ -213,7 +251,15 @@ pub fn generate(
         .or_else(|| cfg.and_then(|c| c.user().clone()))
         .unwrap_or_default();
     let user = users.resolve(&user_spec)?;
-    let caps = capabilities(opts.privileged, &opts.cap_add, &opts.cap_drop)?;
+    let all = if opts.privileged || wants_all(&opts.cap_add) {
+        let bits = host
+            .effective_caps()
+            .map_err(|e| Error::io("cannot read own capabilities", "/proc/self/status", e))?;
+        caps_from_bitmap(bits)
+    } else {
+        Vec::new()
+    };
+    let caps = capabilities(opts.privileged, &all, &opts.cap_add, &opts.cap_drop)?;
 
     let process = &mut spec["process"];
     process["args"] = json!(process_args(image, opts)?);
@@ -234,6 +280,12 @@ pub fn generate(
     }
     apply_mounts(&mut spec, opts);
     apply_resources(&mut spec, opts);
+    if opts.privileged {
+        let root = std::path::Path::new("/dev");
+        let nodes = devices::host_devices(host, root)
+            .map_err(|e| Error::io("cannot list host devices", root, e))?;
+        devices::grant_all(&mut spec, &nodes);
+    }
 
     let mut labels: BTreeMap<String, String> = cfg
         .and_then(|c| c.labels().clone())
@@ -257,7 +309,6 @@ fn apply_mounts(spec: &mut Value, opts: &SpecOptions) {
         }
         spec["linux"]["maskedPaths"] = json!([]);
         spec["linux"]["readonlyPaths"] = json!([]);
-        spec["linux"]["resources"]["devices"] = json!([{"allow": true, "access": "rwm"}]);
     }
     if opts.network == Network::Host {
         if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {

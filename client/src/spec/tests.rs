@@ -164,8 +164,10 @@ fn env_merging() {
 
 #[test]
 fn capability_edits() {
+    let all: Vec<String> = ALL_CAPS.iter().map(|c| c.to_string()).collect();
     let caps = capabilities(
         false,
+        &all,
         &["net_admin".into()],
         &["CAP_KILL".into(), "mknod".into()],
     )
@@ -174,14 +176,48 @@ fn capability_edits() {
     assert!(!caps.contains(&"CAP_KILL".to_string()));
     assert!(!caps.contains(&"CAP_MKNOD".to_string()));
     assert_eq!(
-        capabilities(true, &[], &[]).expect("all").len(),
+        capabilities(true, &all, &[], &[]).expect("all").len(),
         ALL_CAPS.len()
     );
     assert_eq!(
-        capabilities(false, &["CAP_SYS_ADMIN".into()], &["ALL".into()]).expect("only"),
+        capabilities(false, &all, &["CAP_SYS_ADMIN".into()], &["ALL".into()]).expect("only"),
         ["CAP_SYS_ADMIN"]
     );
-    assert!(capabilities(false, &["bogus".into()], &[]).is_err());
+    assert!(capabilities(false, &all, &["bogus".into()], &[]).is_err());
+}
+
+#[test]
+fn privileged_means_the_callers_own_capabilities() {
+    // Bit n is ALL_CAPS[n]: CAP_CHOWN (0), CAP_KILL (5), CAP_SYS_ADMIN (21);
+    // CAP_SYS_RESOURCE (24) is missing, as in a restricted bounding set.
+    let bits = 1 | 1 << 5 | 1 << 21 | 1 << 63;
+    let mine = caps_from_bitmap(bits);
+    assert_eq!(mine, ["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"]);
+    assert_eq!(
+        capabilities(true, &mine, &[], &[]).expect("privileged"),
+        mine
+    );
+    let all_added = capabilities(false, &mine, &["ALL".into()], &[]).expect("add ALL");
+    assert_eq!(all_added, mine);
+    struct Caps(u64);
+    impl host::Host for Caps {
+        fn read_dir(&self, _: &std::path::Path) -> std::io::Result<Vec<host::DevEntry>> {
+            Ok(Vec::new())
+        }
+        fn effective_caps(&self) -> std::io::Result<u64> {
+            Ok(self.0)
+        }
+    }
+    let img = image(json!({"Cmd": ["sh"]}));
+    let opts = SpecOptions {
+        privileged: true,
+        ..SpecOptions::default()
+    };
+    let g = generate_with("d", "c", &img, &users(), &opts, &Caps(bits)).expect("spec");
+    assert_eq!(
+        g.spec["process"]["capabilities"]["bounding"],
+        json!(["CAP_CHOWN", "CAP_KILL", "CAP_SYS_ADMIN"])
+    );
 }
 
 #[test]
@@ -206,7 +242,7 @@ fn mounts_network_and_resources() {
         privileged: true,
         ..SpecOptions::default()
     };
-    let g = generate("d", "c", &img, &users(), &opts).expect("spec");
+    let g = generate_with("d", "c", &img, &users(), &opts, &OneLoop).expect("spec");
     let mounts = g.spec["mounts"].as_array().expect("mounts");
     let run: Vec<&Value> = mounts
         .iter()
@@ -231,7 +267,51 @@ fn mounts_network_and_resources() {
     assert_eq!(res["cpu"], json!({"quota": 150000, "period": 100000}));
     assert_eq!(res["pids"]["limit"], 100);
     assert_eq!(g.spec["linux"]["maskedPaths"], json!([]));
+    // Privileged: the host's nodes are added, every device is allowed.
+    let devs = g.spec["linux"]["devices"].as_array().expect("devices");
+    assert!(
+        devs.iter()
+            .any(|d| d["path"] == "/dev/loop0" && d["type"] == "b" && d["major"] == 7),
+        "{devs:?}"
+    );
+    assert_eq!(res["devices"], json!([{"allow": true, "access": "rwm"}]));
     let parsed: std::result::Result<oci_spec::runtime::Spec, _> =
         serde_json::from_value(g.spec.clone());
     assert!(parsed.is_ok(), "{parsed:?}");
+}
+
+/// A /dev holding one block device.
+struct OneLoop;
+
+impl host::Host for OneLoop {
+    fn effective_caps(&self) -> std::io::Result<u64> {
+        Ok((1 << ALL_CAPS.len()) - 1)
+    }
+
+    fn read_dir(&self, dir: &std::path::Path) -> std::io::Result<Vec<host::DevEntry>> {
+        assert_eq!(dir, std::path::Path::new("/dev"));
+        Ok(vec![host::DevEntry {
+            name: "loop0".into(),
+            kind: host::EntryKind::Block,
+            major: 7,
+            minor: 0,
+            mode: 0o660,
+            uid: 0,
+            gid: 6,
+        }])
+    }
+}
+
+#[test]
+fn unprivileged_containers_get_only_the_default_devices() {
+    let img = image(json!({"Cmd": ["sh"]}));
+    let g =
+        generate_with("d", "c", &img, &users(), &SpecOptions::default(), &OneLoop).expect("spec");
+    let devs = g.spec["linux"]["devices"].as_array().expect("devices");
+    assert_eq!(devs.len(), 6);
+    assert!(devs.iter().all(|d| d["path"] != "/dev/loop0"));
+    assert_eq!(
+        g.spec["linux"]["resources"]["devices"][0],
+        json!({"allow": false, "access": "rwm"})
+    );
 }

@@ -1,5 +1,12 @@
 //! berthctl against a real berthd on temp paths.
 //!
+//! ```text
+//! tests/daemon/
+//!   main.rs         the daemon and image fixtures, run/exec/logs/events
+//!   interactive.rs  run -it through tmux (prompt, 42, window resizes)
+//!   attach.rs       run -d -i/-t and attach
+//! ```
+//!
 //! The daemon binary is the workspace's `target/<profile>/berthd` (build it
 //! with `cargo build -p berth-supervisord --bin berthd`). Without it the
 //! tests return early, except under `CI=true`, where they fail.
@@ -9,6 +16,9 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod attach;
+mod interactive;
 
 /// A berthd on a private root/state/socket; killed and removed on drop.
 struct Daemon {
@@ -338,7 +348,9 @@ fn busybox_archive(dir: &Path, name: &str) -> PathBuf {
     }
     let busybox = std::fs::read("/bin/busybox").expect("busybox");
     tar_file(&mut layer, "bin/busybox", &busybox, 0o755);
-    for applet in ["sh", "echo", "cat", "sleep", "id", "true"] {
+    for applet in [
+        "sh", "echo", "cat", "sleep", "id", "true", "ls", "stty", "grep",
+    ] {
         tar_entry(
             &mut layer,
             &format!("bin/{applet}"),
@@ -622,6 +634,50 @@ fn run_forwards_sigterm_and_returns_the_trap_status() {
     std::io::Read::read_to_string(&mut stdout, &mut rest).expect("rest");
     assert_eq!(rest, "got-term\n");
     assert_eq!(status.code(), Some(42));
+}
+
+/// A host device node that a default container does not get.
+fn host_only_device() -> Option<&'static str> {
+    ["loop0", "loop-control", "kmsg", "fuse", "autofs"]
+        .into_iter()
+        .find(|d| Path::new("/dev").join(d).exists())
+}
+
+#[test]
+fn privileged_containers_see_the_host_devices() {
+    let Some((d, ns, image)) = with_image("privileged_containers_see_the_host_devices") else {
+        return;
+    };
+    let _cgroups = NamespaceCgroups(ns.clone());
+    let device = host_only_device().expect("a host device such as /dev/loop0");
+    let listed = |extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[image.as_str(), "ls", "/dev"]);
+        d.ok(&ns, &args)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    let privileged = listed(&["--privileged"]);
+    assert!(
+        privileged.iter().any(|n| n == device),
+        "/dev/{device} missing with --privileged: {privileged:?}"
+    );
+    let plain = listed(&[]);
+    assert!(
+        !plain.iter().any(|n| n == device) && plain.iter().any(|n| n == "null"),
+        "a default container has only the default nodes: {plain:?}"
+    );
+    // The node is usable: the device cgroup allows it (reading a block
+    // device's first bytes, or opening a char device, must not be EPERM).
+    let probe =
+        format!("cat /dev/{device} > /dev/null 2>/tmp/err; grep -c 'not permitted' /tmp/err");
+    let out = d.ctl(
+        &ns,
+        &["run", "--rm", "--privileged", &image, "sh", "-c", &probe],
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "0", "{out:?}");
 }
 
 // ---------------------------------------------------------------------------
