@@ -6,6 +6,7 @@
 //! server.rs       the daemon: lock, metadata, socket, every service, shutdown
 //! oversize.rs     a >16 MiB request answers ResourceExhausted, as containerd
 //! lock.rs         one berthd per root (flock on <root>/berthd.lock)
+//! error.rs        an error and its causes as one message (gRPC status text, logs)
 //! identifiers.rs  containerd's identifier and label rules
 //! filters.rs      containerd's filter grammar
 //! snapshots/      namespaced snapshots over the snapshotter backends (layout there)
@@ -13,7 +14,7 @@
 //! gc/             garbage collection of content, snapshots and ingests
 //! images/         image transfer: pull (streaming unpack), push, import/export
 //! metadata/       the redb store: namespaces, images, containers, leases, content,
-//!                 snapshot records, GC roots (layout drawn in metadata/mod.rs)
+//!                 snapshot records, what GC reads (layout drawn in metadata/mod.rs)
 //! events/         the event exchange (an owned handle)
 //! services/       gRPC adapters only: proto <-> domain, error mapping
 //! tasks/          task manager, shims, bundles, restart recovery (layout in tasks/mod.rs)
@@ -31,6 +32,7 @@
 pub mod config;
 pub mod content;
 pub mod diff;
+pub mod error;
 pub mod events;
 pub mod filters;
 pub mod gc;

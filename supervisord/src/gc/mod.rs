@@ -215,24 +215,13 @@ async fn run_loop(collector: Collector, mut rx: mpsc::UnboundedReceiver<Msg>) {
                 duration_ms = u64::try_from(stats.duration.as_millis()).unwrap_or(u64::MAX),
                 "gc done"
             ),
-            Err(error) => tracing::error!(error = %error_chain(error), "gc failed"),
+            Err(error) => tracing::error!(error = %crate::error::Chain(error), "gc failed"),
         }
-        let shared = result.map_err(|e| error_chain(&e));
+        let shared = result.map_err(|e| crate::error::chain(&e));
         for w in waiters {
             let _ = w.send(shared.clone());
         }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(cause) = src {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        src = cause.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -42,7 +42,7 @@ pub enum TransferError {
         expected: String,
         actual: String,
     },
-    #[error("layer {digest}: apply")]
+    #[error("apply layer {digest}")]
     Apply {
         digest: String,
         #[source]
@@ -54,12 +54,9 @@ pub enum TransferError {
         #[source]
         source: Box<crate::snapshots::SnapshotError>,
     },
-    #[error("layer {digest}: apply")]
-    Diff {
-        digest: String,
-        #[source]
-        source: Box<crate::diff::DiffError>,
-    },
+    /// Diff's apply (or its mounts) failed; its error names the layer.
+    #[error(transparent)]
+    Diff(Box<crate::diff::DiffError>),
     #[error("content {what}")]
     Content {
         what: String,
@@ -153,7 +150,7 @@ impl HasKind for TransferError {
                 berth_snapshotter::layer::LayerErrorKind::Internal => ErrorKind::Internal,
             },
             Self::Snapshot { source, .. } => source.kind(),
-            Self::Diff { source, .. } => source.kind(),
+            Self::Diff(source) => source.kind(),
             Self::Content { source, .. } => source.kind(),
             Self::Metadata { source, .. } => source.kind(),
             Self::ArchiveIo(_) | Self::Join(_) => ErrorKind::Internal,

@@ -88,7 +88,7 @@ pub(crate) fn spawn_fetches(ctx: &Arc<FetchCtx>, layers: &[Layer], tee: bool) ->
             };
             let result = fetch_layer(&ctx, &desc, tx.as_ref()).await;
             if let (Err(e), Some(tx)) = (&result, &tx) {
-                let _ = tx.send(TeeMsg::Failed(e.to_string())).await;
+                let _ = tx.send(TeeMsg::Failed(crate::error::chain(e))).await;
             }
             result
         }))));

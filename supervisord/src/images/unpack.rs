@@ -254,10 +254,7 @@ impl Transfer {
         fetch: &mut AbortOnDrop<Result<()>>,
     ) -> Result<()> {
         let desc = &layer.desc;
-        let diff_err = |source| TransferError::Diff {
-            digest: desc.digest.clone(),
-            source: Box::new(source),
-        };
+        let diff_err = |source| TransferError::Diff(Box::new(source));
         let plan = plan_apply(&mounts).map_err(diff_err)?;
         let mut rx = tee;
         let first = match rx.as_mut() {

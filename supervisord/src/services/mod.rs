@@ -1,5 +1,6 @@
 //! gRPC adapters: each service converts proto <-> domain, calls the domain, maps the
-//! error with `berth_api::status`. No logic lives here.
+//! error with [`status`] (code from `berth_api::status`, message with every cause). No
+//! logic lives here.
 //!
 //! Every request runs in an `rpc` span (see `server.rs`) with fields `path`, `ns`, `id`;
 //! adapters fill `ns` and `id` with [`record_ns`]/[`record_id`].
@@ -10,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use berth_api::{ErrorKind, HasKind};
 use tonic::{Request, Status};
 
+use crate::error::Chain;
 use crate::events::EventError;
 use crate::filters::FilterError;
 use crate::identifiers::InvalidIdentifier;
@@ -61,20 +63,30 @@ impl HasKind for EventError {
     }
 }
 
-/// Map a domain error to its status, logging internal errors with their cause chain.
-pub(crate) fn status<E: HasKind + std::error::Error>(e: E) -> Status {
-    if e.kind() == ErrorKind::Internal {
-        let mut chain = e.to_string();
-        let mut src = e.source();
-        while let Some(s) = src {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            src = s.source();
-        }
-        tracing::error!(error = %chain, "internal error");
-        return Status::internal(chain);
+/// An error whose display is its whole cause chain, of the error's own kind.
+struct WithCauses<'a>(&'a (dyn std::error::Error + 'static), ErrorKind);
+
+impl std::fmt::Display for WithCauses<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Chain(self.0).fmt(f)
     }
-    berth_api::status(&e)
+}
+
+impl HasKind for WithCauses<'_> {
+    fn kind(&self) -> ErrorKind {
+        self.1
+    }
+}
+
+/// Map a domain error to its status: the kind's code (`berth_api::status`, the one map)
+/// and a message carrying every cause once ([`crate::error::Chain`]). Internal errors are
+/// logged.
+pub(crate) fn status<E: HasKind + std::error::Error + 'static>(e: E) -> Status {
+    let st = berth_api::status(&WithCauses(&e, e.kind()));
+    if e.kind() == ErrorKind::Internal {
+        tracing::error!(error = %st.message(), "internal error");
+    }
+    st
 }
 
 /// Run a blocking metadata call off the async workers and map its error.
@@ -215,5 +227,44 @@ mod tests {
         let st = status(nf);
         assert_eq!(st.code(), tonic::Code::NotFound);
         assert_eq!(st.message(), "image \"x\": not found");
+    }
+
+    /// Every cause reaches the message once, for internal and other kinds alike.
+    #[test]
+    fn nested_causes_reach_the_status_message() {
+        use berth_snapshotter::layer::LayerError;
+
+        use crate::diff::DiffError;
+        use crate::images::TransferError;
+
+        let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let e = TransferError::Diff(Box::new(DiffError::Apply {
+            digest: "sha256:ab".into(),
+            source: LayerError::Fs {
+                op: "write",
+                path: "usr/bin/x".into(),
+                source: enospc(),
+            },
+        }));
+        let st = status(e);
+        assert_eq!(st.code(), tonic::Code::Internal);
+        assert_eq!(
+            st.message(),
+            format!("apply layer sha256:ab: write usr/bin/x: {}", enospc())
+        );
+
+        let e = TransferError::Apply {
+            digest: "sha256:cd".into(),
+            source: Box::new(LayerError::Tar {
+                path: "etc/passwd".into(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, "bad checksum"),
+            }),
+        };
+        let st = status(e);
+        assert_eq!(st.code(), tonic::Code::FailedPrecondition);
+        assert_eq!(
+            st.message(),
+            "apply layer sha256:cd: malformed tar entry etc/passwd: bad checksum"
+        );
     }
 }

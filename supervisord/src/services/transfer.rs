@@ -177,7 +177,7 @@ impl pb::transfer_server::Transfer for TransferService {
             while let Some(msg) = stream.next().await {
                 let msg = match msg {
                     Ok(m) => TeeMsg::Data(m.data.into()),
-                    Err(e) => TeeMsg::Failed(format!("import stream: {e}")),
+                    Err(e) => TeeMsg::Failed(format!("import stream: {}", e.message())),
                 };
                 let failed = matches!(msg, TeeMsg::Failed(_));
                 if tx.send(msg).await.is_err() || failed {
@@ -219,7 +219,10 @@ impl pb::transfer_server::Transfer for TransferService {
             Ok(data) => Ok(pb::ExportChunk {
                 data: data.to_vec(),
             }),
-            Err(e) => Err(Status::internal(format!("export: {e}"))),
+            Err(e) => Err(Status::internal(format!(
+                "export: {}",
+                crate::error::Chain(&e)
+            ))),
         });
         Ok(Response::new(Box::pin(stream)))
     }

@@ -1,6 +1,7 @@
 //! In-process daemon tests: berthd's server on a temp unix socket, driven by tonic
 //! clients generated from berth-api. One test binary (one link on 2 cores).
 
+mod errors;
 mod every_rpc;
 mod semantics;
 mod transport;
