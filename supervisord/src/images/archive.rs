@@ -363,7 +363,10 @@ fn import_blob(
         Err(e) if e.is_already_exists() => Ok(()),
         Err(e) => Err(TransferError::Blob {
             digest: digest.to_owned(),
-            what: format!("archive content does not verify ({e})"),
+            what: format!(
+                "archive content does not verify ({})",
+                crate::error::Chain(&e)
+            ),
         }),
     }
 }

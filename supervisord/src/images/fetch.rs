@@ -185,8 +185,9 @@ async fn fetch_layer(
                     return Err(TransferError::Blob {
                         digest: desc.digest.clone(),
                         what: format!(
-                            "download interrupted at {}: {e}",
-                            write_offset + buf.len() as u64
+                            "download interrupted at {}: {}",
+                            write_offset + buf.len() as u64,
+                            crate::error::Chain(&e)
                         ),
                     });
                 }
@@ -235,7 +236,10 @@ async fn fetch_layer(
             }
             return Err(TransferError::Blob {
                 digest: desc.digest.clone(),
-                what: format!("content does not match its digest ({e})"),
+                what: format!(
+                    "content does not match its digest ({})",
+                    crate::error::Chain(&e)
+                ),
             });
         }
         Err(e) => return Err(TransferError::content(format!("commit {reference}"))(e)),
