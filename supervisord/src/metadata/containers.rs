@@ -117,28 +117,13 @@ impl Containers {
     }
 
     pub fn get(&self, id: &str) -> Result<Container, Error> {
-        self.db.read(|txn| {
-            let t = txn.open_table(schema::CONTAINERS).map_err(store)?;
-            let v = t
-                .get((self.ns.as_str(), id))
-                .map_err(store)?
-                .ok_or_else(|| not_found(id))?;
-            decode(id, v.value())
-        })
+        schema::get2(&self.db, schema::CONTAINERS, &self.ns, id)?.ok_or_else(|| not_found(id))
     }
 
     /// Containers matching `filter`, by id.
     pub fn list(&self, filter: &Filter) -> Result<Vec<Container>, Error> {
-        self.db.read(|txn| {
-            let t = txn.open_table(schema::CONTAINERS).map_err(store)?;
-            let mut out = Vec::new();
-            for (id, bytes) in schema::rows2(&t, &self.ns)? {
-                let c: Container = decode(&id, &bytes)?;
-                if filter.matches(&c) {
-                    out.push(c);
-                }
-            }
-            Ok(out)
+        schema::list2(&self.db, schema::CONTAINERS, &self.ns, |c: &Container| {
+            filter.matches(c)
         })
     }
 

@@ -118,28 +118,13 @@ impl Images {
     }
 
     pub fn get(&self, name: &str) -> Result<Image, Error> {
-        self.db.read(|txn| {
-            let t = txn.open_table(schema::IMAGES).map_err(store)?;
-            let v = t
-                .get((self.ns.as_str(), name))
-                .map_err(store)?
-                .ok_or_else(|| not_found(name))?;
-            decode(name, v.value())
-        })
+        schema::get2(&self.db, schema::IMAGES, &self.ns, name)?.ok_or_else(|| not_found(name))
     }
 
     /// Images matching `filter`, by name.
     pub fn list(&self, filter: &Filter) -> Result<Vec<Image>, Error> {
-        self.db.read(|txn| {
-            let t = txn.open_table(schema::IMAGES).map_err(store)?;
-            let mut out = Vec::new();
-            for (name, bytes) in schema::rows2(&t, &self.ns)? {
-                let img: Image = decode(&name, &bytes)?;
-                if filter.matches(&img) {
-                    out.push(img);
-                }
-            }
-            Ok(out)
+        schema::list2(&self.db, schema::IMAGES, &self.ns, |img: &Image| {
+            filter.matches(img)
         })
     }
 

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
-use super::codec::{decode, encode, time_ns};
+use super::codec::{encode, time_ns};
 use super::images::validate_digest;
 use super::{Db, Error, Labels, WriteTxn, namespaces, schema, store};
 use crate::filters::{self, Adaptor, Filter};
@@ -148,28 +148,13 @@ impl Leases {
     }
 
     pub fn get(&self, id: &str) -> Result<Lease, Error> {
-        self.db.read(|txn| {
-            let t = txn.open_table(schema::LEASES).map_err(store)?;
-            let v = t
-                .get((self.ns.as_str(), id))
-                .map_err(store)?
-                .ok_or_else(|| not_found(id))?;
-            decode(id, v.value())
-        })
+        schema::get2(&self.db, schema::LEASES, &self.ns, id)?.ok_or_else(|| not_found(id))
     }
 
     /// Leases matching `filter`, by id.
     pub fn list(&self, filter: &Filter) -> Result<Vec<Lease>, Error> {
-        self.db.read(|txn| {
-            let t = txn.open_table(schema::LEASES).map_err(store)?;
-            let mut out = Vec::new();
-            for (id, bytes) in schema::rows2(&t, &self.ns)? {
-                let lease: Lease = decode(&id, &bytes)?;
-                if filter.matches(&lease) {
-                    out.push(lease);
-                }
-            }
-            Ok(out)
+        schema::list2(&self.db, schema::LEASES, &self.ns, |lease: &Lease| {
+            filter.matches(lease)
         })
     }
 

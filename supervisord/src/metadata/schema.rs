@@ -1,8 +1,10 @@
 //! The table definitions drawn in the module doc, and helpers to scan one namespace.
 
 use redb::{ReadableTable, TableDefinition};
+use serde::de::DeserializeOwned;
 
-use super::{Error, WriteTxn, store};
+use super::codec::decode;
+use super::{Db, Error, WriteTxn, store};
 
 /// Key of the schema version in [`META`].
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";
@@ -75,4 +77,43 @@ pub(crate) fn rows2(
         out.push((id.to_owned(), v.value().to_vec()));
     }
     Ok(out)
+}
+
+/// A `(ns, id) -> JSON record` table.
+pub(crate) type Table2 = TableDefinition<'static, (&'static str, &'static str), &'static [u8]>;
+
+/// Record `id` of namespace `ns` in table `def`, decoded; `None` when there is none.
+pub(crate) fn get2<T: DeserializeOwned>(
+    db: &Db,
+    def: Table2,
+    ns: &str,
+    id: &str,
+) -> Result<Option<T>, Error> {
+    db.read(|txn| {
+        let t = txn.open_table(def).map_err(store)?;
+        match t.get((ns, id)).map_err(store)? {
+            Some(v) => decode(id, v.value()).map(Some),
+            None => Ok(None),
+        }
+    })
+}
+
+/// The records of namespace `ns` in table `def` that `keep` accepts, in key order.
+pub(crate) fn list2<T: DeserializeOwned>(
+    db: &Db,
+    def: Table2,
+    ns: &str,
+    keep: impl Fn(&T) -> bool,
+) -> Result<Vec<T>, Error> {
+    db.read(|txn| {
+        let t = txn.open_table(def).map_err(store)?;
+        let mut out = Vec::new();
+        for (id, bytes) in rows2(&t, ns)? {
+            let rec: T = decode(&id, &bytes)?;
+            if keep(&rec) {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    })
 }
