@@ -39,7 +39,7 @@ pub mod gc;
 pub mod images;
 pub mod leases;
 pub mod namespaces;
-pub mod schema;
+mod schema;
 pub mod snapshots;
 
 pub use codec::AnyValue;
@@ -58,9 +58,11 @@ pub const DB_FILE: &str = "meta.redb";
 /// Version of the table layout above; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u64 = 1;
 
-/// A redb read transaction (for views inside `metadata/`).
+/// A read transaction (opened by [`Db::read`]).
 pub type ReadTxn = redb::ReadTransaction;
-/// A redb write transaction (for views inside `metadata/`).
+/// A write transaction (opened by [`Db::write`]). Outside `metadata/` it is only handed
+/// on to this module's `*_in` functions, which pair several writes in one transaction;
+/// tables are opened here alone (`schema` is private).
 pub type WriteTxn = redb::WriteTransaction;
 
 /// Errors of the metadata store. Each carries the object it is about.
@@ -99,7 +101,7 @@ impl Error {
 }
 
 /// Any redb failure is a store error.
-pub(crate) fn store<E: Into<redb::Error>>(e: E) -> Error {
+fn store<E: Into<redb::Error>>(e: E) -> Error {
     Error::Store(e.into())
 }
 
