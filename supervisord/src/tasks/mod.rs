@@ -119,3 +119,34 @@ impl HasKind for TaskError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tonic::{Code, Status};
+
+    use super::*;
+    use crate::services::status;
+
+    /// A shim's failure reaches the client through the Tasks adapter with the
+    /// shim's code and message (a missing command is NotFound, berthctl's 127),
+    /// prefixed with the task, the shim's status said once.
+    #[test]
+    fn shim_errors_keep_their_code_and_message() {
+        let msg = "OCI runtime create failed: unable to start container process: \
+                   exec: \"nosuchcmd\": executable file not found in $PATH";
+        let e = TaskError::shim("c1", "create")(Status::not_found(msg));
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let st = status(e);
+        assert_eq!(st.code(), Code::NotFound);
+        assert_eq!(st.message(), format!("shim of task \"c1\": create: {msg}"));
+        for code in [
+            Code::Internal,
+            Code::FailedPrecondition,
+            Code::AlreadyExists,
+        ] {
+            let st = status(TaskError::shim("c1", "start")(Status::new(code, "x")));
+            assert_eq!(st.code(), code);
+            assert_eq!(st.message(), "shim of task \"c1\": start: x");
+        }
+    }
+}
