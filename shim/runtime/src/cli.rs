@@ -184,7 +184,9 @@ enum Cmd {
 
 fn init_logging(cli: &Cli) {
     use tracing_subscriber::EnvFilter;
-    let level = if cli.debug { "debug" } else { "info" };
+    // Warnings and the failure line by default, like runc: berth-shim passes --log on
+    // every command, and a line per create/start/exec/delete would only grow the file.
+    let level = if cli.debug { "debug" } else { "warn" };
     let filter =
         EnvFilter::try_from_env("BERTH_RUNC_LOG").unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
@@ -211,7 +213,7 @@ fn init_logging(cli: &Cli) {
         }
         None => {
             let _ = builder
-                .with_env_filter(EnvFilter::new(if cli.debug { "debug" } else { "warn" }))
+                .with_env_filter(EnvFilter::new(level))
                 .with_writer(std::io::stderr)
                 .try_init();
         }
