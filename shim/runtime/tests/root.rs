@@ -762,6 +762,33 @@ fn exec_failures_are_typed_on_stderr_and_the_json_log() {
     assert_eq!(rec.errno, Some(libc::EACCES));
     assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
 
+    // Gone between create and start: execve's ENOENT comes back typed over the start
+    // socket, and `start` fails with the same kind.
+    let b = Bundle::new(&["/bin/tool"]);
+    std::fs::copy("/bin/busybox", b.path().join("rootfs/bin/tool")).expect("copy");
+    let id = unique("gone");
+    let o = create(&b, &id);
+    assert!(
+        o.status.success(),
+        "create: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let pid = r.state(&id)["pid"].as_i64().expect("pid") as i32;
+    std::fs::remove_file(b.path().join("rootfs/bin/tool")).expect("rm");
+    let o = r.runc(&["--log", log_s, "--log-format", "json", "start", &id]);
+    assert!(!o.status.success());
+    let rec = last_error(&log);
+    assert_eq!(
+        rec.msg,
+        r#"unable to start container process: exec: "/bin/tool": no such file or directory"#
+    );
+    assert_eq!(rec.kind.as_deref(), Some("executable-not-found"));
+    assert_eq!(rec.errno, Some(libc::ENOENT));
+    reap(pid);
+    r.wait_status(&id, "stopped");
+    r.ok(&["delete", &id]);
+    assert_eq!(leftovers(&r, &id, b.path()), Vec::<String>::new());
+
     // exec of a missing command in a running container: the same typed record.
     let b = Bundle::new(&["sleep", "1000"]);
     let id = unique("exec-enoent");
