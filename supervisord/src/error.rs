@@ -8,10 +8,12 @@
 use std::error::Error;
 use std::fmt;
 
-/// Displays `e`, then each cause after `": "`. A cause is left out when the text before
-/// it already holds its text (errors that print their source, `#[error("x: {0}")]`),
-/// so nothing is said twice. A `tonic::Status` cause is its message (a shim's or
-/// another service's answer), not its debug-like display.
+/// Displays `e`, then each cause after `": "`, so nothing is said twice: a cause is left
+/// out when its parent's text already holds it (errors that print their source,
+/// `#[error("x: {0}")]`), and only the rest of a cause is added when it begins with its
+/// parent's text (`container "c1"` caused by `container "c1": not found`). A
+/// `tonic::Status` cause is its message (a shim's or another service's answer), not its
+/// debug-like display.
 #[derive(Clone, Copy)]
 pub struct Chain<'a>(pub &'a (dyn Error + 'static));
 
@@ -29,7 +31,9 @@ impl fmt::Display for Chain<'_> {
         let mut cause = self.0.source();
         while let Some(e) = cause {
             let t = text(e);
-            if !t.is_empty() && !said.contains(&t) {
+            if let Some(rest) = t.strip_prefix(said.as_str()) {
+                f.write_str(rest)?;
+            } else if !said.contains(&t) {
                 write!(f, ": {t}")?;
             }
             said = t;
@@ -76,12 +80,24 @@ mod tests {
         Printed(#[source] std::io::Error),
         #[error(transparent)]
         Transparent(Inner),
+        #[error("container {id:?}")]
+        Record {
+            id: String,
+            #[source]
+            source: Missing,
+        },
         #[error("shim of task {id:?}: {}", .source.message())]
         Shim {
             id: String,
             #[source]
             source: tonic::Status,
         },
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("container {id:?}: not found")]
+    struct Missing {
+        id: String,
     }
 
     fn enospc() -> std::io::Error {
@@ -112,6 +128,15 @@ mod tests {
             source: enospc(),
         });
         assert_eq!(chain(&e), format!("write etc: {}", enospc()));
+    }
+
+    #[test]
+    fn a_cause_that_extends_its_parent_adds_only_the_rest() {
+        let e = Outer::Record {
+            id: "c1".into(),
+            source: Missing { id: "c1".into() },
+        };
+        assert_eq!(chain(&e), "container \"c1\": not found");
     }
 
     #[test]
