@@ -128,16 +128,30 @@ impl Client {
         stdio: crate::task::Stdio<'_>,
     ) -> Result<WithTask> {
         let lease = self.create_lease().await?;
-        let (container, rootfs) = match self.create_under(&lease, new, image).await {
+        self.create_container_with_task_under(&lease, new, image, stdio)
+            .await
+    }
+
+    /// [`Client::create_container_with_task`] under `lease`, made by the
+    /// caller with [`Client::create_lease`] (e.g. while the image was being
+    /// resolved); the lease is deleted here, in every case.
+    pub async fn create_container_with_task_under(
+        &self,
+        lease: &str,
+        new: NewContainer,
+        image: &crate::image::ResolvedImage,
+        stdio: crate::task::Stdio<'_>,
+    ) -> Result<WithTask> {
+        let (container, rootfs) = match self.create_under(lease, new, image).await {
             Ok(created) => created,
             Err(e) => {
-                self.release_lease(&lease).await;
+                self.release_lease(lease).await;
                 return Err(e);
             }
         };
         let (task, ()) = tokio::join!(
             self.create_task_on(&container.id, rootfs, stdio),
-            self.release_lease(&lease)
+            self.release_lease(lease)
         );
         Ok(WithTask { container, task })
     }
@@ -156,7 +170,7 @@ impl Client {
     }
 
     /// Deletes `lease`; a failure is logged (the lease expires by itself).
-    async fn release_lease(&self, lease: &str) {
+    pub async fn release_lease(&self, lease: &str) {
         if let Err(e) = self.delete_lease(lease).await {
             tracing::warn!(lease = %lease, error = %e, "lease not deleted; it expires in a day");
         }

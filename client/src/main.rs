@@ -25,8 +25,11 @@ fn main() -> ExitCode {
         }
     };
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: every command is a short sequence of RPCs on one
+    // connection, and blocking copies run on their own threads; a
+    // current-thread runtime spares the worker threads and the cross-thread
+    // wake-ups on every call.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {

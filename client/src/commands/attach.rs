@@ -46,7 +46,10 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
         tty: fifos.terminal,
         close_stdin_at_eof: false,
     };
-    follow(signals, &client, id, "", attached, how).await
+    Ok(follow(signals, &client, id, "", attached, how)
+        .await?
+        .drain()
+        .await)
 }
 
 #[cfg(test)]

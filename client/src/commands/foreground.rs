@@ -62,12 +62,31 @@ pub async fn drive(
         tty,
         close_stdin_at_eof: true,
     };
-    follow(signals, client, id, exec_id, attached, how).await
+    Ok(follow(signals, client, id, exec_id, attached, how)
+        .await?
+        .drain()
+        .await)
 }
 
-/// Follows process `exec_id` of `id` to its end (starting it first when
-/// asked): forwards SIGINT/SIGTERM, window sizes, the end of input; returns
-/// its exit status (truncated to a byte).
+/// A process that exited, whose output may still be draining.
+pub struct Exited {
+    /// Its exit status, truncated to a byte as a shell would.
+    pub status: u8,
+    output: Attached,
+}
+
+impl Exited {
+    /// Waits until the output is copied (bounded); returns the status.
+    /// The task can be deleted meanwhile: the shim flushed the output into
+    /// the FIFOs before it reported the exit.
+    pub async fn drain(self) -> u8 {
+        self.output.wait_output(OUTPUT_GRACE).await;
+        self.status
+    }
+}
+
+/// Follows process `exec_id` of `id` to its exit (starting it first when
+/// asked): forwards SIGINT/SIGTERM, window sizes, the end of input.
 pub async fn follow(
     signals: Signals,
     client: &Client,
@@ -75,7 +94,7 @@ pub async fn follow(
     exec_id: &str,
     mut attached: Attached,
     how: Follow,
-) -> Result<u8, CliError> {
+) -> Result<Exited, CliError> {
     let tty = how.tty;
     let Signals {
         mut winch,
@@ -133,8 +152,10 @@ pub async fn follow(
             }
         }
     };
-    attached.wait_output(OUTPUT_GRACE).await;
-    Ok((status.exit_status & 0xff) as u8)
+    Ok(Exited {
+        status: (status.exit_status & 0xff) as u8,
+        output: attached,
+    })
 }
 
 async fn recv(sig: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {

@@ -14,7 +14,7 @@ use berth_client::task::Stdio;
 use berth_client::{Client, Error};
 
 use super::exit::{CliError, sentence, start_failure_code};
-use super::foreground::{Signals, drive};
+use super::foreground::{Follow, Signals, follow};
 use super::{CmdResult, Ctx, key_value, tty};
 
 /// `run` arguments.
@@ -358,7 +358,23 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
     let spec = spec_options(&args)?;
     let signals = (!args.detach).then(Signals::catch);
     let client = ctx.client().await?;
-    let image = resolve_or_pull(ctx, &client, &args.image).await?;
+    // The lease that guards the new snapshot is made while the image is
+    // looked up.
+    let (image, lease) = tokio::join!(
+        resolve_or_pull(ctx, &client, &args.image),
+        client.create_lease()
+    );
+    let (image, lease) = match (image, lease) {
+        (Ok(image), Ok(lease)) => (image, lease),
+        // The image's failure is the one to tell.
+        (Err(e), lease) => {
+            if let Ok(lease) = lease {
+                client.release_lease(&lease).await;
+            }
+            return Err(e);
+        }
+        (Ok(_), Err(e)) => return Err(e.into()),
+    };
     let id = args
         .name
         .clone()
@@ -371,7 +387,7 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
         spec,
     };
     if args.detach {
-        return detached(&client, new, &image, &args).await;
+        return detached(&client, &lease, new, &image, &args).await;
     }
     let signals = signals.unwrap_or_else(Signals::catch);
     let fifos = FifoSet::new(&default_base(), &id, args.interactive, args.tty)?;
@@ -387,22 +403,37 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
         .then(tty::RawMode::enter)
         .flatten();
     let made = client
-        .create_container_with_task(new, &image, Stdio::Fifos(&fifos))
+        .create_container_with_task_under(&lease, new, &image, Stdio::Fifos(&fifos))
         .await?;
-    let result = match made.task {
-        Ok(_) => drive(signals, &client, &id, "", attached, args.tty).await,
-        Err(e) => Err(invoke_error(&e)),
+    // Once the task is gone or stopped: remove it, and the container on --rm.
+    let cleanup = async {
+        if let Err(e) = client.delete_task(&id).await {
+            tracing::debug!(error = %e, "delete task");
+        }
+        if args.rm
+            && let Err(e) = client.remove_container(&made.container).await
+        {
+            eprintln!("berthctl: cannot remove container {id}: {}", sentence(&e));
+        }
     };
-    // The task is gone or stopped now; remove it, and the container on --rm.
-    if let Err(e) = client.delete_task(&id).await {
-        tracing::debug!(error = %e, "delete task");
+    if let Err(e) = &made.task {
+        let err = invoke_error(e);
+        cleanup.await;
+        return Err(err);
     }
-    if args.rm
-        && let Err(e) = client.remove_container(&made.container).await
-    {
-        eprintln!("berthctl: cannot remove container {id}: {}", sentence(&e));
+    let how = Follow {
+        start: true,
+        tty: args.tty,
+        close_stdin_at_eof: true,
+    };
+    match follow(signals, &client, &id, "", attached, how).await {
+        // The output drains while the task and container are removed.
+        Ok(exited) => Ok(tokio::join!(exited.drain(), cleanup).0),
+        Err(e) => {
+            cleanup.await;
+            Err(e)
+        }
     }
-    result
 }
 
 fn invoke_error(e: &Error) -> CliError {
@@ -416,6 +447,7 @@ fn invoke_error(e: &Error) -> CliError {
 /// container log, or kept FIFOs with `-i`/`-t`.
 async fn detached(
     client: &Client,
+    lease: &str,
     new: NewContainer,
     image: &ResolvedImage,
     args: &Args,
@@ -432,7 +464,9 @@ async fn detached(
         None
     };
     let stdio = fifos.as_ref().map_or(Stdio::Null, Stdio::Fifos);
-    let made = client.create_container_with_task(new, image, stdio).await?;
+    let made = client
+        .create_container_with_task_under(lease, new, image, stdio)
+        .await?;
     made.task.map_err(|e| invoke_error(&e))?;
     if let Err(e) = client.start_task(&id, "").await {
         let _ = client.delete_task(&id).await;

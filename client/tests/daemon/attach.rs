@@ -115,7 +115,19 @@ fn attach_to_a_detached_terminal_through_tmux() {
     tmux.type_line("stty size");
     tmux.until_line("24 80", limit);
     tmux.type_line("exit 4");
-    assert_eq!(exit_status(&tmux), 4, "screen:\n{}", tmux.screen());
+    let diag = || {
+        let pids = std::process::Command::new("pgrep")
+            .args(["-af", &format!("attach {name}")])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        format!(
+            "ps -a: {}\nattach processes: {pids}\nberthd: {}",
+            d.ok(&ns, &["ps", "-a"]),
+            d.log()
+        )
+    };
+    assert_eq!(exit_status(&tmux, diag), 4, "screen:\n{}", tmux.screen());
     let ps = d.ok(&ns, &["ps", "-a"]);
     assert!(
         ps.lines()

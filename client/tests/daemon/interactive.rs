@@ -108,8 +108,11 @@ pub fn have_tmux(test: &str) -> bool {
     false
 }
 
+/// What the pane prints after berthctl exits, before its status.
+const EXIT_MARK: &str = "berthctl-exit=";
+
 /// The shell command line tmux runs: berthctl with the daemon's socket and
-/// the namespace.
+/// the namespace, then its exit status printed (see [`exit_status`]).
 pub fn berthctl_line(d: &Daemon, ns: &str, args: &[&str]) -> String {
     let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
     let mut line = format!(
@@ -122,30 +125,34 @@ pub fn berthctl_line(d: &Daemon, ns: &str, args: &[&str]) -> String {
         line.push(' ');
         line.push_str(&quote(a));
     }
+    line.push_str(&format!("; echo {EXIT_MARK}$?"));
     line
 }
 
-/// A tmux config that keeps a pane after its command exits, so the exit
-/// status can be read.
+/// A tmux config that keeps a pane after its command exits, so the last
+/// lines stay readable.
 pub fn keep_panes(dir: &Path) -> std::path::PathBuf {
     let conf = dir.join("tmux.conf");
     std::fs::write(&conf, "set -g remain-on-exit on\n").expect("tmux.conf");
     conf
 }
 
-/// Waits for the pane's command to exit; returns its status.
-pub fn exit_status(tmux: &Tmux) -> i32 {
-    tmux.until("pane exit", Duration::from_secs(20), |t| {
-        let s = t.run(&[
-            "display-message",
-            "-p",
-            "-t",
-            "s",
-            "#{pane_dead} #{pane_dead_status}",
-        ]);
-        s.trim()
-            .strip_prefix("1 ")
-            .and_then(|code| code.parse().ok())
+/// Waits until berthctl exited (the pane printed its status; tmux's own
+/// `pane_dead` can lag when output and exit race); returns the status.
+/// `diag` is called for the failure message if it does not exit in time.
+pub fn exit_status(tmux: &Tmux, diag: impl Fn() -> String) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    tmux.until("berthctl exit", Duration::from_secs(30), |t| {
+        assert!(
+            Instant::now() < deadline,
+            "berthctl did not exit: {}",
+            diag()
+        );
+        t.screen().lines().find_map(|l| {
+            l.trim_end()
+                .strip_prefix(EXIT_MARK)
+                .and_then(|code| code.parse().ok())
+        })
     })
 }
 
@@ -197,7 +204,8 @@ fn run_it_gives_a_prompt_computes_and_follows_resizes() {
     });
 
     tmux.type_line("exit 3");
-    assert_eq!(exit_status(&tmux), 3, "screen:\n{}", tmux.screen());
+    let diag = || format!("ps -a: {}\nberthd: {}", d.ok(&ns, &["ps", "-a"]), d.log());
+    assert_eq!(exit_status(&tmux, diag), 3, "screen:\n{}", tmux.screen());
     // --rm removed the container.
     assert_eq!(d.ok(&ns, &["ps", "-a", "-q"]), "");
 }
