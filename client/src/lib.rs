@@ -13,11 +13,14 @@
 //!   client.rs      Client: connect, namespace/lease interceptor, accessors
 //!   error.rs       Error and its kind()
 //!   image.rs       manifest / config / chain IDs from the content store
-//!   spec/          OCI spec generation (containerd's defaults, users)
-//!   container.rs   create a container from an image, delete it
+//!   spec/          OCI spec generation (containerd's defaults, users,
+//!                  host devices and capabilities for privileged containers)
+//!   container.rs   create a container from an image (with its task in one
+//!                  flow: `create_container_with_task`), delete it
 //!   rootfs.rs      reading /etc/passwd and /etc/group from snapshot mounts
 //!   task.rs        task lifecycle: create, start, wait, kill, exec, delete
-//!   cio.rs         the client side of FIFO I/O (as ctr's cio)
+//!   cio.rs         the client side of FIFO I/O (as ctr's cio), kept sets
+//!                  and re-attaching to them (`Client::attach_fifos`)
 //!   pull.rs        Transfer.Pull with a progress callback
 //!   events.rs      Events.Subscribe and envelope → JSON
 //!   main.rs, cli.rs, commands/   the berthctl binary (not part of the library)

@@ -24,7 +24,8 @@ pub struct Args {
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
-    /// Run in the background and print the container ID
+    /// Run in the background and print the container ID (output goes to
+    /// the container log; with -i or -t the stdio stays open for `attach`)
     #[arg(short, long)]
     pub detach: bool,
     /// Keep stdin open and attached
