@@ -138,7 +138,8 @@ impl pb::tasks_server::Tasks for TasksService {
         req: Request<pb::ListTasksRequest>,
     ) -> Result<Response<pb::ListTasksResponse>, Status> {
         let ns = namespace(&req)?;
-        let tasks = self.tasks.list(&ns).await.map_err(status)?;
+        let filter = parse_filters(&[&req.get_ref().filter])?;
+        let tasks = self.tasks.list(&ns, &filter).await.map_err(status)?;
         Ok(Response::new(pb::ListTasksResponse {
             tasks: tasks.into_iter().map(to_process).collect(),
         }))
@@ -393,6 +394,26 @@ mod tests {
             .expect("list")
             .into_inner();
         assert_eq!(listed.tasks.len(), 1);
+        let list = |filter: &str| {
+            svc.list(req(
+                Some("n1"),
+                pb::ListTasksRequest {
+                    filter: filter.into(),
+                },
+            ))
+        };
+        let created_only = list("status==created,id==c1")
+            .await
+            .expect("filtered list")
+            .into_inner();
+        assert_eq!(created_only.tasks.len(), 1);
+        let running_only = list("status==running")
+            .await
+            .expect("filtered list")
+            .into_inner();
+        assert!(running_only.tasks.is_empty(), "{running_only:?}");
+        let err = list("id==\"unterminated").await.expect_err("bad filter");
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
 
         let err = svc
             .checkpoint(req(

@@ -19,12 +19,13 @@ use prost_types::{Any, Timestamp};
 use tokio::sync::watch;
 
 use super::bundle::{self, Bundle};
+use super::fields::{ProcessFields, TaskFields};
 use super::recovery::UNKNOWN_EXIT;
 use super::shim::ShimApi;
 use super::shim_manager::Launcher;
 use super::{RUNTIMES, TaskError};
 use crate::events::Exchange;
-use crate::filters::{Adaptor, Filter};
+use crate::filters::Filter;
 use crate::metadata::Db;
 
 /// How long Wait waits for the dead-shim path after its shim call broke.
@@ -558,8 +559,9 @@ impl TaskManager {
         process_state(&task, exec_id).await
     }
 
-    /// Tasks.List: every task of the namespace (init processes).
-    pub async fn list(&self, ns: &str) -> Result<Vec<ProcessState>, TaskError> {
+    /// Tasks.List: the namespace's tasks (init processes) that match `filter` (see
+    /// `fields.rs` for the field names).
+    pub async fn list(&self, ns: &str, filter: &Filter) -> Result<Vec<ProcessState>, TaskError> {
         let tasks: Vec<Arc<Task>> = self
             .inner
             .table()
@@ -588,6 +590,12 @@ impl TaskManager {
                 }
             }
         }
+        out.retain(|p| {
+            filter.matches(&ProcessFields {
+                namespace: ns,
+                process: p,
+            })
+        });
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
@@ -835,19 +843,6 @@ impl TaskManager {
             });
         }
         Ok(task)
-    }
-}
-
-/// The fields a Metrics filter sees.
-struct TaskFields<'a>(&'a Task);
-
-impl Adaptor for TaskFields<'_> {
-    fn field(&self, path: &[String]) -> Option<std::borrow::Cow<'_, str>> {
-        match path {
-            [f] if f == "id" => Some(std::borrow::Cow::Borrowed(&self.0.id)),
-            [f] if f == "namespace" => Some(std::borrow::Cow::Borrowed(&self.0.namespace)),
-            _ => None,
-        }
     }
 }
 

@@ -219,7 +219,7 @@ async fn task_lifecycle_and_codes() {
     let p = e.mgr.get(NS, "c1", "").await.expect("get");
     assert_eq!((p.status, p.exit_status), (Status::Stopped, 3));
     assert!(p.exited_at.is_some());
-    assert_eq!(e.mgr.list(NS).await.expect("list").len(), 1);
+    assert_eq!(e.mgr.list(NS, &Filter::all()).await.expect("list").len(), 1);
 
     let d = e.mgr.delete(NS, "c1").await.expect("delete");
     assert_eq!((d.id.as_str(), d.pid, d.exit.status), ("c1", pid, 3));
@@ -234,7 +234,13 @@ async fn task_lifecycle_and_codes() {
     ] {
         assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     }
-    assert!(e.mgr.list(NS).await.expect("list").is_empty());
+    assert!(
+        e.mgr
+            .list(NS, &Filter::all())
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 #[tokio::test]

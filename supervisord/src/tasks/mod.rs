@@ -11,6 +11,7 @@
 //! shim.rs           the `ShimApi` trait (one shim connection) and its gRPC client
 //! shim_manager.rs   the `Launcher` trait: start / connect / clean up shims (real binary)
 //! manager.rs        the task table and every Tasks operation
+//! fields.rs         the fields filters see (Tasks.List, Tasks.Metrics)
 //! recovery.rs       restart recovery and dead-shim handling
 //! ```
 //!
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod bundle;
+pub mod fields;
 pub mod manager;
 pub mod recovery;
 pub mod shim;

@@ -3,9 +3,9 @@
 //!
 //! * **Recovery** (before serving): every bundle under `<state>/tasks/<ns>/<id>` is
 //!   checked in parallel. A shim whose process is alive (`shim.pid`, its command line
-//!   naming the bundle) is attached at once with a lazy connection and confirmed by
-//!   `Connect` in the background (no answer: the dead-shim path below); otherwise a real
-//!   connect is tried. A live shim's task goes back in the table (the shim still holds exit statuses, so an exit during the downtime reads
+//!   naming the bundle) is attached at once with a lazy connection and confirmed by one
+//!   `State` call in the background (no answer: the dead-shim path below); otherwise a
+//!   real connect is tried. A live shim's task goes back in the table (the shim still holds exit statuses, so an exit during the downtime reads
 //!   STOPPED with its real status). A shim that does not answer is dead: `berth-shim
 //!   delete` kills what is left and unmounts the rootfs, `/tasks/exit` and
 //!   `/tasks/delete` are published and the bundle is removed (containerd's
@@ -40,7 +40,7 @@ pub struct Recovered {
 
 /// How one bundle was recovered.
 enum Outcome {
-    /// Live by its process; `Connect` still to confirm.
+    /// Live by its process; still to confirm with `State`.
     Attached(Arc<Task>),
     /// Live: answered `Connect`.
     Connected,
@@ -167,44 +167,57 @@ impl TaskManager {
         task
     }
 
-    /// `Connect` to an attached shim; one that does not answer goes the dead-shim path.
+    /// Confirm an attached shim with one `State` call (it proves the shim answers and
+    /// fills the stdio paths); one that does not answer goes the dead-shim path.
     async fn confirm(&self, task: Arc<Task>) {
-        let req = berth_api::berth::shim::v1::ConnectRequest {
+        let req = berth_api::berth::shim::v1::StateRequest {
             id: task.id.clone(),
+            exec_id: String::new(),
         };
-        let alive = tokio::time::timeout(
-            super::shim_manager::LIVENESS_TIMEOUT,
-            task.shim.connect(req),
-        )
-        .await;
-        match alive {
-            Ok(Ok(_)) => self.refresh_state(&task).await,
-            Ok(Err(status)) => {
-                tracing::warn!(namespace = %task.namespace, id = %task.id, error = %status.message(), "shim does not answer");
-                self.shim_died(&task).await;
+        let answer =
+            tokio::time::timeout(super::shim_manager::LIVENESS_TIMEOUT, task.shim.state(req)).await;
+        match answer {
+            Ok(result) => {
+                if let Err(status) = self.apply_state(&task, result).await {
+                    tracing::warn!(namespace = %task.namespace, id = %task.id, error = %status.message(), "shim does not answer");
+                    self.shim_died(&task).await;
+                }
             }
             Err(_) => {
-                tracing::warn!(namespace = %task.namespace, id = %task.id, "shim Connect timed out");
+                tracing::warn!(namespace = %task.namespace, id = %task.id, "shim State timed out");
                 self.shim_died(&task).await;
             }
         }
     }
 
     /// Fill the stdio paths from the shim's State (Get reports them for FIFO cleanup).
-    /// A shim that holds no container (berthd stopped between starting it and Create)
-    /// is shut down and its bundle removed.
     async fn refresh_state(&self, task: &Arc<Task>) {
         let req = berth_api::berth::shim::v1::StateRequest {
             id: task.id.clone(),
             exec_id: String::new(),
         };
-        match task.shim.state(req).await {
-            Ok(s) => task.set_stdio(Stdio {
-                stdin: s.stdin,
-                stdout: s.stdout,
-                stderr: s.stderr,
-                terminal: s.terminal,
-            }),
+        let result = task.shim.state(req).await;
+        let _ = self.apply_state(task, result).await;
+    }
+
+    /// Take a State answer: stdio paths on success. A shim that holds no container
+    /// (berthd stopped between starting it and Create) is shut down and its bundle
+    /// removed. Any other error is returned.
+    async fn apply_state(
+        &self,
+        task: &Arc<Task>,
+        result: Result<berth_api::berth::shim::v1::StateResponse, tonic::Status>,
+    ) -> Result<(), tonic::Status> {
+        match result {
+            Ok(s) => {
+                task.set_stdio(Stdio {
+                    stdin: s.stdin,
+                    stdout: s.stdout,
+                    stderr: s.stderr,
+                    terminal: s.terminal,
+                });
+                Ok(())
+            }
             Err(status) if status.code() == tonic::Code::NotFound => {
                 tracing::warn!(namespace = %task.namespace, id = %task.id, "shim holds no container; removing it");
                 task.deleting
@@ -219,8 +232,9 @@ impl TaskManager {
                     tracing::warn!(namespace = %task.namespace, id = %task.id, %error, "cleanup of an empty shim");
                 }
                 self.inner.remove_files(&task.bundle);
+                Ok(())
             }
-            Err(_) => {}
+            Err(status) => Err(status),
         }
     }
 
