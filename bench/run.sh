@@ -5,18 +5,25 @@
 #   e2e     `ctr run --rm IMG id true`, berthd vs containerd+runc, runs interleaved
 #   mem     20 sleeping tasks per daemon: mean VmRSS and threads per shim
 #   thru    50 sequential `ctr run -d` starts: total time and rate
-#   restart 100 live tasks: kill -9 the daemon, restart, time until `ctr tasks ls` lists
-#           all 100 RUNNING (probe = ctr itself, polled back to back; its own cost is
-#           inside the figure for both daemons and is printed on the next line, measured
-#           against the warm daemon just before the kill)
+#   restart 100 live tasks: kill -9 the daemon, restart it, time until Tasks.List shows
+#           all 100 RUNNING. Main figure: supervisord/examples/ready_probe spawns the
+#           daemon itself (exact t0), dials its socket as soon as it accepts and calls
+#           Tasks.List back to back (same gRPC call for both daemons). Second line, for
+#           transparency: the old probe, `ctr tasks ls` polled back to back from the
+#           shell (a Go process start per poll is inside that figure); the cost of one
+#           `ctr tasks ls` and of one Tasks.List against the warm daemon follow.
 #   client  `berthctl run --rm IMG true` beside `ctr run --rm` against containerd with
 #           runc and with crun
 #
 # Usage (as root):  bench/run.sh
-# Environment:      RUNS (30, timed runs per e2e/client variant), WARM (2), N_MEM (20),
+#                   (restart needs the probe: cargo build --release -p berth-supervisord
+#                    --example ready_probe)
+# Environment:      SECTIONS (comma list of e2e,mem,thru,restart,client; default all),
+#                   RUNS (30, timed runs per e2e/client variant), WARM (2), N_MEM (20),
 #                   N_THRU (50), N_LIVE (100), N_RESTART (5), BIN_DIR (target/release),
 #                   RESULTS (where samples and the table are kept; default
-#                   /tmp/berth-bench-results-<UTC>), CTR, CONTAINERD, RUNC, CRUN
+#                   /tmp/berth-bench-results-<UTC>), CTR, CONTAINERD, RUNC, CRUN,
+#                   PROBE ($BIN_DIR/examples/ready_probe)
 #
 # Layout of the bench dir (removed at exit; results are kept elsewhere):
 #
@@ -32,6 +39,9 @@
 # controller, so the crun daemon runs under `unshare -m` with that mount lazily removed
 # (no per-call cost); berthd and the runc daemon see the host as it is.
 #
+# The daemons' logs are copied to $RESULTS/logs at exit (BERTHD_SPAN_TIMES=1 in the
+# environment makes berthd log every RPC's duration there).
+#
 # Nothing is mass-deleted between runs (fresh ids everywhere); everything started here
 # (tasks, shims, containers, mounts, cgroups, registry, daemons) is stopped at exit.
 set -euo pipefail
@@ -44,6 +54,7 @@ N_MEM=${N_MEM:-20}
 N_THRU=${N_THRU:-50}
 N_LIVE=${N_LIVE:-100}
 N_RESTART=${N_RESTART:-5}
+SECTIONS=${SECTIONS:-e2e,mem,thru,restart,client}
 BIN_DIR=${BIN_DIR:-$here/target/release}
 CTR=${CTR:-/usr/bin/ctr}
 CONTAINERD=${CONTAINERD:-/usr/bin/containerd}
@@ -51,12 +62,22 @@ RUNC=${RUNC:-/usr/sbin/runc}
 CRUN=${CRUN:-/usr/bin/crun}
 REGISTRY_BIN=${REGISTRY_BIN:-/usr/bin/docker-registry}
 RESULTS=${RESULTS:-/tmp/berth-bench-results-$(date -u +%Y%m%dT%H%M%SZ)}
+PROBE=${PROBE:-$BIN_DIR/examples/ready_probe}
+
+want() { [[ ,$SECTIONS, == *,"$1",* ]]; } # SECTION: is it to be run?
+for s in ${SECTIONS//,/ }; do
+  case $s in e2e | mem | thru | restart | client) ;; *) echo "unknown section: $s" >&2; exit 2 ;; esac
+done
 
 [[ $(id -u) == 0 ]] || { echo "run as root" >&2; exit 2; }
 for b in "$BIN_DIR/berthd" "$BIN_DIR/berth-shim" "$CTR" "$CONTAINERD" "$RUNC" "$CRUN" \
   "$REGISTRY_BIN" /usr/bin/skopeo /bin/busybox; do
   [[ -x $b ]] || { echo "missing executable: $b (berth: cargo build --release --bins)" >&2; exit 2; }
 done
+if want restart && [[ ! -x $PROBE ]]; then
+  echo "missing executable: $PROBE (cargo build --release -p berth-supervisord --example ready_probe)" >&2
+  exit 2
+fi
 
 W=$(mktemp -d /tmp/berth-bench-run.XXXXXX)
 mkdir -p "$RESULTS/samples"
@@ -153,6 +174,9 @@ cleanup() {
     find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || log "cleanup: cannot remove cgroup $d"
   done
   rm -rf "/run/containerd/runc/$NS" "/run/containerd/fifo/$NS" 2>/dev/null || true
+  mkdir -p "$RESULTS/logs"
+  cp "$BDIR/berthd.log" "$RESULTS/logs/" 2>/dev/null || true
+  for d in "${!CD_PID[@]}"; do cp "$W/$d/containerd.log" "$RESULTS/logs/$d.log" 2>/dev/null || true; done
   rm -rf "$W"
   log "cleanup done; samples and table in $RESULTS"
   exit "$rc"
@@ -347,13 +371,14 @@ log "image $IMG pushed"
 
 start_berthd
 start_containerd cd-host
-start_containerd cd-v1
+want client && start_containerd cd-v1
 bctr images pull --plain-http "$IMG" > /dev/null
 cctr cd-host images pull --plain-http "$IMG" > /dev/null
-cctr cd-v1 images pull --plain-http "$IMG" > /dev/null
-log "daemons up, image pulled into berthd, containerd(host) and containerd(v1 view)"
+want client && cctr cd-v1 images pull --plain-http "$IMG" > /dev/null
+log "daemons up, image pulled (sections: $SECTIONS)"
 
 # ---------------------------------------------------------------- e2e ----
+if want e2e; then
 log "e2e: ctr run --rm true, $WARM warm-up + $RUNS timed runs each, interleaved"
 fe_b=$RESULTS/samples/e2e-berthd.txt fe_c=$RESULTS/samples/e2e-containerd-runc.txt
 : > "$fe_b"; : > "$fe_c"
@@ -371,8 +396,10 @@ if ((e2e_ok)); then
 else
   row "ctr run --rm true: median ms" "not measured: ${FAILURES[-1]:0:80}" "-" "-" "<= 0.70x" "-"
 fi
+fi  # e2e
 
 # ---------------------------------------------------------------- mem ----
+if want mem; then
 log "mem: $N_MEM sleeping tasks per daemon"
 mem_ok=1
 for ((i = 0; i < N_MEM; i++)); do
@@ -403,8 +430,10 @@ if ((mem_ok)); then
 else
   row "shim VmRSS / threads" "not measured: ${FAILURES[-1]:0:80}" "-" "-" "<= 3 MiB, <= 2" "-"
 fi
+fi  # mem
 
 # --------------------------------------------------------------- thru ----
+if want thru; then
 log "thru: $N_THRU sequential ctr run -d per daemon"
 declare -A thru_ms=()
 for who in berth cd-host; do
@@ -430,8 +459,34 @@ if [[ -n ${thru_ms[berth]:-} && -n ${thru_ms[cd-host]:-} ]]; then
 else
   row "$N_THRU sequential run -d" "not measured: ${FAILURES[-1]:0:80}" "-" "-" ">= 2x rate" "-"
 fi
+fi  # thru
 
 # ------------------------------------------------------------- restart ----
+# Per round and daemon: kill -9, then restart it through ready_probe (spawns the daemon,
+# dials its socket as soon as it accepts, Tasks.List back to back until N_LIVE RUNNING);
+# then kill -9 again and restart it the old way, polling `ctr tasks ls` back to back.
+restart_daemon_cmd() { # berth | cd-host -> RESTART_CMD (argv), RESTART_LOG, RESTART_SOCK
+  if [[ $1 == berth ]]; then
+    RESTART_CMD=("$BIN_DIR/berthd" --root "$BDIR/root" --state "$BDIR/state" --address "$BSOCK" --log-level info)
+    RESTART_LOG=$BDIR/berthd.log RESTART_SOCK=$BSOCK
+  else
+    RESTART_CMD=("$CONTAINERD" --config "$W/cd-host/config.toml")
+    RESTART_LOG=$W/cd-host/containerd.log RESTART_SOCK=$W/cd-host/containerd.sock
+  fi
+}
+daemon_pid() { if [[ $1 == berth ]]; then echo "$B_PID"; else echo "${CD_PID[cd-host]}"; fi; }
+set_daemon_pid() { if [[ $1 == berth ]]; then B_PID=$2; else CD_PID[cd-host]=$2; fi; }
+PROBE_PID=
+kill_daemon() { # berth | cd-host: kill -9 and wait until it is gone (reaped, locks free)
+  local p i
+  p=$(daemon_pid "$1")
+  kill -KILL "$p" 2>/dev/null || true
+  wait "$p" 2>/dev/null || true
+  if [[ -n $PROBE_PID ]]; then wait "$PROBE_PID" 2>/dev/null || true; PROBE_PID=; fi
+  for ((i = 0; i < 1000; i++)); do alive "$p" || return 0; sleep 0.005; done
+}
+
+if want restart; then
 restart_ok=1
 for who in berth cd-host; do
   live=$(if [[ $who == berth ]]; then running_count bctr; else running_count cctr cd-host; fi) || live=0
@@ -444,43 +499,53 @@ for who in berth cd-host; do
   done
 done
 if ((restart_ok)); then
-  log "restart: kill -9 with $N_LIVE live tasks, $N_RESTART times per daemon"
+  log "restart: kill -9 with $N_LIVE live tasks, $N_RESTART rounds per daemon (probe + ctr loop)"
   for who in berth cd-host; do
-    f=$RESULTS/samples/restart-$who.txt
-    : > "$f"
-    # the probe's own cost: `ctr tasks ls` against the warm daemon
-    fp=$RESULTS/samples/probe-$who.txt
-    : > "$fp"
+    f=$RESULTS/samples/restart-$who.txt fo=$RESULTS/samples/restart-ctr-$who.txt
+    fp=$RESULTS/samples/probe-$who.txt fl=$RESULTS/samples/list-$who.txt
+    : > "$f"; : > "$fo"; : > "$fp"; : > "$fl"
+    restart_daemon_cmd "$who"
+    # The probes' own cost against the warm daemon: `ctr tasks ls`, and one Tasks.List.
     for ((k = 0; k < 5; k++)); do
       if [[ $who == berth ]]; then timed_run "$fp" "probe $who" bctr tasks ls || true
       else timed_run "$fp" "probe $who" cctr cd-host tasks ls || true; fi
     done
+    if out=$("$PROBE" --socket "$RESTART_SOCK" --namespace "$NS" --count "$N_LIVE" --repeat 9); then
+      out=${out#*list_ms=}; echo "${out%% *}" >> "$fl"
+    else
+      fail "restart: warm Tasks.List on $who failed"
+    fi
     for ((k = 0; k < N_RESTART; k++)); do
-      if [[ $who == berth ]]; then
-        kill -KILL "$B_PID"; wait "$B_PID" 2>/dev/null || true
-        t0=$EPOCHREALTIME
-        "$BIN_DIR/berthd" --root "$BDIR/root" --state "$BDIR/state" --address "$BSOCK" \
-          --log-level info >> "$BDIR/berthd.log" 2>&1 < /dev/null &
-        B_PID=$!
-        probe=(bctr)
-        pid=$B_PID
-      else
-        kill -KILL "${CD_PID[cd-host]}"; wait "${CD_PID[cd-host]}" 2>/dev/null || true
-        t0=$EPOCHREALTIME
-        "$CONTAINERD" --config "$W/cd-host/config.toml" >> "$W/cd-host/containerd.log" 2>&1 < /dev/null &
-        CD_PID[cd-host]=$!
-        probe=(cctr cd-host)
-        pid=${CD_PID[cd-host]}
+      kill_daemon "$who"
+      # --stay: the probe remains the daemon's parent; kill_daemon waits for it.
+      pf=$RESULTS/probe-last.out
+      "$PROBE" --socket "$RESTART_SOCK" --namespace "$NS" --count "$N_LIVE" --stay \
+        --timeout-ms 30000 --log "$RESTART_LOG" -- "${RESTART_CMD[@]}" > "$pf" 2>&1 &
+      PROBE_PID=$!
+      until grep -q ready_ms= "$pf"; do alive "$PROBE_PID" || break; sleep 0.01; done
+      if ! out=$(grep ready_ms= "$pf"); then
+        fail "restart: $who never listed $N_LIVE RUNNING tasks (ready_probe: $(head -c 200 "$pf"))"
+        restart_ok=0; break 2
       fi
+      p=${out#pid=}; set_daemon_pid "$who" "${p%% *}"
+      ms=${out#*ready_ms=}; ms=${ms%% *}
+      echo "$ms" >> "$f"
+      log "restart: $who ready with $N_LIVE RUNNING after $ms ms (ready_probe: $out)"
+
+      kill_daemon "$who"
+      t0=$EPOCHREALTIME
+      "${RESTART_CMD[@]}" >> "$RESTART_LOG" 2>&1 < /dev/null &
+      set_daemon_pid "$who" $!
+      if [[ $who == berth ]]; then probe=(bctr); else probe=(cctr cd-host); fi
       ready=0
       for ((n = 0; n < 3000; n++)); do
         if c=$(running_count "${probe[@]}" 2> /dev/null) && ((c == N_LIVE)); then ready=1; break; fi
-        alive "$pid" || break
+        alive "$(daemon_pid "$who")" || break
       done
       t1=$EPOCHREALTIME
       if ((ready)); then
-        ms_between "$t0" "$t1"; echo "$REPLY" >> "$f"
-        log "restart: $who ready with $N_LIVE RUNNING after $REPLY ms (probe $((n + 1)) of the loop answered)"
+        ms_between "$t0" "$t1"; echo "$REPLY" >> "$fo"
+        log "restart: $who ready with $N_LIVE RUNNING after $REPLY ms (ctr tasks ls loop, probe $((n + 1)) answered)"
       else
         fail "restart: $who never listed $N_LIVE RUNNING tasks (last count ${c:-none})"
         restart_ok=0; break 2
@@ -490,14 +555,20 @@ if ((restart_ok)); then
 fi
 if ((restart_ok)); then
   mb=$(median "$RESULTS/samples/restart-berth.txt") mc=$(median "$RESULTS/samples/restart-cd-host.txt")
-  row "restart to ready, $N_LIVE live tasks: median ms (n=$N_RESTART)" "$mb" "$mc" "$(ratio "$mb" "$mc")" "<= 50 ms" "$(le "$mb" 50)"
+  row "restart to ready, $N_LIVE live tasks (ready_probe): median ms (n=$N_RESTART)" "$mb" "$mc" "$(ratio "$mb" "$mc")" "<= 50 ms" "$(le "$mb" 50)"
+  mb=$(median "$RESULTS/samples/restart-ctr-berth.txt") mc=$(median "$RESULTS/samples/restart-ctr-cd-host.txt")
+  row "restart to ready, $N_LIVE live tasks (ctr tasks ls loop): median ms (n=$N_RESTART)" "$mb" "$mc" "$(ratio "$mb" "$mc")" "-" "-"
   pb=$(median "$RESULTS/samples/probe-berth.txt") pc=$(median "$RESULTS/samples/probe-cd-host.txt")
-  row "  of which one probe (ctr tasks ls, warm daemon): median ms (n=5)" "$pb" "$pc" "$(ratio "$pb" "$pc")" "-" "-"
+  row "  one ctr tasks ls, warm daemon: median ms (n=5)" "$pb" "$pc" "$(ratio "$pb" "$pc")" "-" "-"
+  pb=$(median "$RESULTS/samples/list-berth.txt") pc=$(median "$RESULTS/samples/list-cd-host.txt")
+  row "  one Tasks.List ($N_LIVE tasks), warm daemon: median of 9, ms" "$pb" "$pc" "$(ratio "$pb" "$pc")" "-" "-"
 else
   row "restart to ready, $N_LIVE live tasks" "not measured: ${FAILURES[-1]:0:80}" "-" "-" "<= 50 ms" "-"
 fi
+fi  # restart
 
 # -------------------------------------------------------------- client ----
+if want client; then
 log "client: berthctl run --rm vs ctr run --rm on containerd+runc / containerd+crun"
 fc_b=$RESULTS/samples/berthctl-run.txt fc_r=$RESULTS/samples/cd-runc-run.txt fc_c=$RESULTS/samples/cd-crun-run.txt
 : > "$fc_b"; : > "$fc_r"; : > "$fc_c"
@@ -536,6 +607,7 @@ if ((cr_ok)); then
 else
   row "berthctl run --rm vs containerd runc/crun" "not measured: ${FAILURES[-1]:0:80}" "-" "-" "<= 0.50x" "-"
 fi
+fi  # client
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULTS/noise.txt"
 log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
