@@ -3,6 +3,7 @@
 //! ```text
 //! <root>/                          e.g. /var/lib/berth/io.containerd.snapshotter.v1.overlayfs
 //!   metadata.redb                  the metastore (crate::metastore)
+//!   overlay-probed                 boot id of the last successful overlay probe
 //!   snapshots/
 //!     <id>/fs                      the layer: upperdir while active, a lowerdir after commit
 //!     <id>/work                    overlayfs workdir (active snapshots only)
@@ -19,7 +20,8 @@
 //! Paths are `<root>/snapshots/<numeric id>/fs`: short, and all under one directory, so
 //! a client that meets the one-page limit of mount data (deep images) can mount them
 //! relative to `<root>/snapshots` as containerd's `mount.All` and [`crate::mount_all`]
-//! do. Overlay support is probed once, when the snapshotter opens.
+//! do. Overlay support is probed when the snapshotter opens, once per boot
+//! (`overlay-probed`; the probe's mount and unmount are slow on a busy host).
 
 mod probe;
 
@@ -27,7 +29,9 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-pub use probe::{check_overlay_support, overlay_supported};
+pub use probe::{
+    PROBED_FILE, check_overlay_support, check_overlay_support_once_per_boot, overlay_supported,
+};
 
 use crate::engine::{Backend, Engine, FS_DIR, Layout, WORK_DIR, create_private_dir};
 use crate::error::{Error, Result};
@@ -47,7 +51,7 @@ impl Overlay {
     /// FailedPrecondition error when overlayfs cannot be mounted there.
     pub fn open(root: &Path) -> Result<Self> {
         create_private_dir(root)?;
-        check_overlay_support(root)?;
+        check_overlay_support_once_per_boot(root)?;
         let backend = OverlayBackend {
             index_off: Path::new("/sys/module/overlay/parameters/index").exists(),
         };

@@ -21,6 +21,39 @@ pub fn check_overlay_support(root: &Path) -> Result<()> {
     })
 }
 
+/// The file under a snapshotter root naming the boot (`/proc/sys/kernel/random/boot_id`)
+/// in which overlayfs was last mounted there successfully.
+pub const PROBED_FILE: &str = "overlay-probed";
+
+const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
+
+/// [`check_overlay_support`] once per boot: skipped when [`PROBED_FILE`] names the
+/// current boot, written after a successful probe. The probe's mount and unmount cost
+/// 20-100 ms on a busy host at every daemon start; support does not change within a
+/// boot. Without a readable boot id, always probes.
+pub fn check_overlay_support_once_per_boot(root: &Path) -> Result<()> {
+    let boot = fs::read_to_string(BOOT_ID)
+        .ok()
+        .map(|b| b.trim().to_owned());
+    let marker = root.join(PROBED_FILE);
+    if let Some(boot) = &boot
+        && fs::read_to_string(&marker).is_ok_and(|m| m.trim() == boot)
+    {
+        return Ok(());
+    }
+    check_overlay_support(root)?;
+    if let Some(boot) = boot {
+        // A cache: a lost or torn write only means probing again.
+        let tmp = root.join(format!("{PROBED_FILE}.tmp-{}", std::process::id()));
+        let written = fs::write(&tmp, format!("{boot}\n")).and_then(|()| fs::rename(&tmp, &marker));
+        if let Err(e) = written {
+            tracing::debug!(path = %marker.display(), error = %e, "overlay probe not remembered");
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+    Ok(())
+}
+
 /// Whether overlayfs is usable on `root` (see [`check_overlay_support`]).
 pub fn overlay_supported(root: &Path) -> bool {
     match check_overlay_support(root) {

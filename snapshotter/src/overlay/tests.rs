@@ -130,6 +130,34 @@ fn probe_reports_support() {
 }
 
 #[test]
+fn probe_runs_once_per_boot() {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join(PROBED_FILE);
+    // A marker naming this boot: no mount at all (so it passes even without root).
+    std::fs::write(&marker, &boot).unwrap();
+    check_overlay_support_once_per_boot(dir.path()).expect("remembered");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "no probe dir"
+    );
+    // A marker of another boot: probed again, and remembered only on success.
+    std::fs::write(&marker, "another-boot\n").unwrap();
+    let probed = check_overlay_support_once_per_boot(dir.path());
+    let now = std::fs::read_to_string(&marker).unwrap();
+    if nix::unistd::geteuid().is_root() {
+        probed.expect("overlay works as root here");
+        assert_eq!(now.trim(), boot.trim());
+    } else {
+        assert!(probed.is_err(), "mounting needs root");
+        assert_eq!(now, "another-boot\n");
+    }
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the marker: {left:?}");
+}
+
+#[test]
 fn child_upper_takes_parent_root_owner_and_mode() {
     if !root_or_skip() {
         return;
