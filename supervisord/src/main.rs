@@ -9,6 +9,10 @@ use berth_supervisord::server::Daemon;
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+/// Environment switch for span timings in the log (see `init_tracing`).
+const SPAN_TIMES_ENV: &str = "BERTHD_SPAN_TIMES";
 
 fn main() -> ExitCode {
     match start() {
@@ -59,8 +63,16 @@ fn filter_directives(level: &str) -> String {
 fn init_tracing(config: &Config) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(filter_directives(&config.log_level))
         .with_context(|| format!("invalid --log-level {:?}", config.log_level))?;
+    // `BERTHD_SPAN_TIMES=1`: one line per closed span (each RPC) with its busy and idle
+    // time, for profiling; off by default (a line per RPC).
+    let spans = if std::env::var_os(SPAN_TIMES_ENV).is_some_and(|v| v == "1") {
+        FmtSpan::CLOSE
+    } else {
+        FmtSpan::NONE
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(spans)
         .with_writer(std::io::stderr);
     match config.log_format {
         LogFormat::Text => builder.init(),
