@@ -118,7 +118,7 @@ mod tests {
                 .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::PermissionDenied))
         }
 
-        fn effective_caps(&self) -> std::io::Result<u64> {
+        fn bounding_caps(&self) -> std::io::Result<u64> {
             Ok(0)
         }
     }

@@ -1,14 +1,14 @@
 //! Host access for privileged containers: device directories and the
-//! caller's own capabilities ([`Host`], with [`RealHost`] for the real
+//! capabilities the host allows ([`Host`], with [`RealHost`] for the real
 //! thing).
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::Path;
 
-/// The `CapEff:` bitmap of a `/proc/<pid>/status` text.
-pub fn parse_cap_eff(status: &str) -> Option<u64> {
+/// The `CapBnd:` bitmap of a `/proc/<pid>/status` text.
+pub fn parse_cap_bnd(status: &str) -> Option<u64> {
     status.lines().find_map(|l| {
-        let hex = l.strip_prefix("CapEff:")?.trim();
+        let hex = l.strip_prefix("CapBnd:")?.trim();
         u64::from_str_radix(hex, 16).ok()
     })
 }
@@ -51,9 +51,13 @@ pub trait Host {
     /// The entries of directory `dir` (without following symlinks).
     fn read_dir(&self, dir: &Path) -> std::io::Result<Vec<DevEntry>>;
 
-    /// The calling process's effective capabilities as a bitmap (bit `n`
-    /// is capability number `n`), as containerd's `cap.Current`.
-    fn effective_caps(&self) -> std::io::Result<u64>;
+    /// The capabilities a container may be given, as a bitmap (bit `n` is
+    /// capability number `n`): the calling process's bounding set.
+    /// containerd's `cap.Current` takes the caller's effective set instead,
+    /// which is empty for a non-root client allowed on the socket; the
+    /// bounding set is what the host lets any process (the runtime
+    /// included) hold either way.
+    fn bounding_caps(&self) -> std::io::Result<u64>;
 }
 
 /// The real host: the filesystem and `/proc/self/status`.
@@ -61,12 +65,12 @@ pub trait Host {
 pub struct RealHost;
 
 impl Host for RealHost {
-    fn effective_caps(&self) -> std::io::Result<u64> {
+    fn bounding_caps(&self) -> std::io::Result<u64> {
         let status = std::fs::read_to_string("/proc/self/status")?;
-        parse_cap_eff(&status).ok_or_else(|| {
+        parse_cap_bnd(&status).ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                "no CapEff line in /proc/self/status",
+                "no CapBnd line in /proc/self/status",
             )
         })
     }
@@ -109,11 +113,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cap_eff_parses_from_status() {
-        let status = "Name:\tx\nCapPrm:\t0000000000000001\nCapEff:\t000001fffeffffff\n";
-        assert_eq!(parse_cap_eff(status), Some(0x1fffeffffff));
-        assert_eq!(parse_cap_eff("Name: x\n"), None);
+    fn cap_bnd_parses_from_status() {
+        let status = "Name:\tx\nCapEff:\t0000000000000001\nCapBnd:\t000001fffeffffff\n";
+        assert_eq!(parse_cap_bnd(status), Some(0x1fffeffffff));
+        assert_eq!(parse_cap_bnd("Name: x\n"), None);
         // The real host answers.
-        assert!(RealHost.effective_caps().is_ok());
+        assert!(RealHost.bounding_caps().is_ok());
     }
 }

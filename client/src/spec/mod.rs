@@ -144,9 +144,10 @@ fn wants_all(add: &[String]) -> bool {
 }
 
 /// The default set (or `all` when privileged) with `add` added and `drop`
-/// removed; `ALL` works on both and means `all`, which is what the caller
-/// itself holds (as containerd's `WithAllCurrentCapabilities`: a runtime
-/// cannot grant more). Unknown names are refused.
+/// removed; `ALL` works on both and means `all`: the capabilities the host
+/// allows (see [`host::Host::bounding_caps`]; a runtime cannot grant more,
+/// as containerd's `WithAllCurrentCapabilities`). Unknown names are
+/// refused.
 pub fn capabilities(
     privileged: bool,
     all: &[String],
@@ -220,7 +221,7 @@ pub fn generate(
 }
 
 /// [`generate`], reading what a privileged container inherits (device
-/// nodes, the caller's capabilities) through `host`.
+/// nodes, the capabilities the host allows) through `host`.
 pub fn generate_with(
     namespace: &str,
     id: &str,
@@ -252,9 +253,13 @@ pub fn generate_with(
         .unwrap_or_default();
     let user = users.resolve(&user_spec)?;
     let all = if opts.privileged || wants_all(&opts.cap_add) {
-        let bits = host
-            .effective_caps()
-            .map_err(|e| Error::io("cannot read own capabilities", "/proc/self/status", e))?;
+        let bits = host.bounding_caps().map_err(|e| {
+            Error::io(
+                "cannot read the capability bounding set",
+                "/proc/self/status",
+                e,
+            )
+        })?;
         caps_from_bitmap(bits)
     } else {
         Vec::new()

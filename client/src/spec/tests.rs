@@ -187,7 +187,7 @@ fn capability_edits() {
 }
 
 #[test]
-fn privileged_means_the_callers_own_capabilities() {
+fn privileged_means_the_capabilities_the_host_allows() {
     // Bit n is ALL_CAPS[n]: CAP_CHOWN (0), CAP_KILL (5), CAP_SYS_ADMIN (21);
     // CAP_SYS_RESOURCE (24) is missing, as in a restricted bounding set.
     let bits = 1 | 1 << 5 | 1 << 21 | 1 << 63;
@@ -204,7 +204,7 @@ fn privileged_means_the_callers_own_capabilities() {
         fn read_dir(&self, _: &std::path::Path) -> std::io::Result<Vec<host::DevEntry>> {
             Ok(Vec::new())
         }
-        fn effective_caps(&self) -> std::io::Result<u64> {
+        fn bounding_caps(&self) -> std::io::Result<u64> {
             Ok(self.0)
         }
     }
@@ -284,7 +284,7 @@ fn mounts_network_and_resources() {
 struct OneLoop;
 
 impl host::Host for OneLoop {
-    fn effective_caps(&self) -> std::io::Result<u64> {
+    fn bounding_caps(&self) -> std::io::Result<u64> {
         Ok((1 << ALL_CAPS.len()) - 1)
     }
 
