@@ -203,12 +203,23 @@ impl Daemon {
                 &config.state,
             )),
         );
+        // Images: content, snapshots and the differ open on a blocking thread (their
+        // databases' recovery after a kill -9 waits on the disk) while the tasks recover.
+        let (root, store_db) = (config.root.clone(), db.clone());
+        let stores = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
+            let content = crate::content::LocalStore::open(&root, store_db.clone())?;
+            let snapshots = crate::snapshots::Snapshotters::open(&root, store_db)?;
+            let differ = crate::diff::Differ::open(&root, content.clone())?;
+            Ok((content, snapshots, differ))
+        });
         tasks.spawn_event_listener();
         tasks.recover().await;
-        // Images: content, snapshots, the differ and the collector (which runs once now).
-        let content = crate::content::LocalStore::open(&config.root, db.clone())?;
-        let snapshots = crate::snapshots::Snapshotters::open(&config.root, db.clone())?;
-        let differ = crate::diff::Differ::open(&config.root, content.clone())?;
+        let (content, snapshots, differ) = stores.await.map_err(|e| ServerError::Io {
+            what: "open stores",
+            path: config.root.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })??;
+        // The collector runs once now.
         let collector = crate::gc::Collector::new(db.clone(), content.clone(), snapshots.clone());
         let (gc, gc_task) = crate::gc::spawn(collector);
         let gc_watch = crate::gc::hooks::watch_deletes(&events, gc.clone());

@@ -93,15 +93,21 @@ impl Snapshotters {
     /// warning) where the kernel or filesystem cannot mount it; native always opens.
     pub fn open(daemon_root: &Path, db: Db) -> Result<Self> {
         let mut backends: Vec<(String, Box<dyn Snapshotter>)> = Vec::new();
-        match berth_snapshotter::open_named(daemon_root, OVERLAYFS) {
+        // Both at once: opening a metastore after a kill -9 waits on the disk.
+        let (overlay, native) = std::thread::scope(|s| {
+            let overlay = s.spawn(|| berth_snapshotter::open_named(daemon_root, OVERLAYFS));
+            let native = berth_snapshotter::open_named(daemon_root, NATIVE);
+            (overlay.join(), native)
+        });
+        let overlay = overlay.unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        match overlay {
             Ok(s) => backends.push((OVERLAYFS.to_owned(), s)),
             Err(e) if e.kind() == berth_snapshotter::ErrorKind::FailedPrecondition => {
                 tracing::warn!(error = %e, "overlayfs snapshotter not loaded");
             }
             Err(e) => return Err(SnapshotError::backend(OVERLAYFS)(e)),
         }
-        let native = berth_snapshotter::open_named(daemon_root, NATIVE)
-            .map_err(SnapshotError::backend(NATIVE))?;
+        let native = native.map_err(SnapshotError::backend(NATIVE))?;
         backends.push((NATIVE.to_owned(), native));
         Ok(Self::with_backends(db, backends))
     }
