@@ -518,7 +518,8 @@ if ((restart_ok)); then
     for ((k = 0; k < N_RESTART; k++)); do
       kill_daemon "$who"
       # --stay: the probe remains the daemon's parent; kill_daemon waits for it.
-      pf=$RESULTS/probe-last.out
+      pf=$RESULTS/samples/ready-probe-$who-$k.out # one per round: never a stale line
+      : > "$pf"
       "$PROBE" --socket "$RESTART_SOCK" --namespace "$NS" --count "$N_LIVE" --stay \
         --timeout-ms 30000 --log "$RESTART_LOG" -- "${RESTART_CMD[@]}" > "$pf" 2>&1 &
       PROBE_PID=$!
