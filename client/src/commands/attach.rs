@@ -6,10 +6,13 @@
 //! A plain `run -d` or `start` writes to the container log instead (read it
 //! with `logs`). While nobody is attached, output waits in the FIFO (64 KiB,
 //! then the process blocks on write, as with containerd); the container log
-//! still gets a copy.
+//! still gets a copy. The detach keys (default ctrl-p ctrl-q) leave the
+//! container running; the end of local input does too (its stdin stays
+//! open for the next attach).
 
 use std::io::IsTerminal;
 
+use super::detach_keys::{self, DetachKeys};
 use super::exit::CliError;
 use super::foreground::{Follow, Signals, follow};
 use super::{CmdResult, Ctx, tty};
@@ -20,6 +23,9 @@ pub struct Args {
     /// Do not forward local input
     #[arg(long)]
     pub no_stdin: bool,
+    /// Keys that detach and leave the container running
+    #[arg(long, default_value = detach_keys::DEFAULT, value_parser = detach_keys::checked)]
+    pub detach_keys: String,
     /// Container
     pub container: String,
 }
@@ -30,9 +36,14 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
     let client = ctx.client().await?;
     let id = args.container.as_str();
     let fifos = client.attach_fifos(id, "").await.map_err(CliError::from)?;
-    let input: Option<Box<dyn std::io::Read + Send>> = (!args.no_stdin && fifos.stdin.is_some())
-        .then(|| Box::new(std::io::stdin()) as Box<dyn std::io::Read + Send>);
-    let interactive = input.is_some();
+    let interactive = !args.no_stdin && fifos.stdin.is_some();
+    let (input, detached): (Option<Box<dyn std::io::Read + Send>>, _) = if interactive {
+        let keys = detach_keys::parse(&args.detach_keys).map_err(CliError::usage)?;
+        let (keys, detached) = DetachKeys::new(std::io::stdin(), keys);
+        (Some(Box::new(keys)), Some(detached))
+    } else {
+        (None, None)
+    };
     let attached = fifos.attach(
         input,
         Box::new(std::io::stdout()),
@@ -46,10 +57,23 @@ pub async fn run(ctx: &Ctx, args: Args) -> CmdResult {
         tty: fifos.terminal,
         close_stdin_at_eof: false,
     };
-    Ok(follow(signals, &client, id, "", attached, how)
-        .await?
-        .drain()
-        .await)
+    let detached = async {
+        let typed = match detached {
+            Some(rx) => rx.await.is_ok(),
+            None => false,
+        };
+        if !typed {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        exited = follow(signals, &client, id, "", attached, how) => Ok(exited?.drain().await),
+        () = detached => {
+            drop(_raw);
+            eprintln!("berthctl: detached from {id}; it keeps running");
+            Ok(0)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -65,6 +89,18 @@ mod tests {
         };
         assert!(args.no_stdin);
         assert_eq!(args.container, "web");
+        assert_eq!(args.detach_keys, "ctrl-p,ctrl-q");
+        let cli =
+            crate::cli::Cli::try_parse_from(["berthctl", "attach", "--detach-keys", "ctrl-a", "w"])
+                .expect("parse");
+        let crate::cli::Command::Attach(args) = cli.command else {
+            panic!("not attach");
+        };
+        assert_eq!(args.detach_keys, "ctrl-a");
+        assert!(
+            crate::cli::Cli::try_parse_from(["berthctl", "attach", "--detach-keys", "ctrl-", "w"])
+                .is_err()
+        );
         assert!(crate::cli::Cli::try_parse_from(["berthctl", "attach"]).is_err());
     }
 }

@@ -3,6 +3,7 @@
 pub mod attach;
 pub mod containers;
 pub mod content;
+pub mod detach_keys;
 pub mod events;
 pub mod exec;
 pub mod exit;

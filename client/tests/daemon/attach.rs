@@ -111,7 +111,22 @@ fn attach_to_a_detached_terminal_through_tmux() {
     tmux.until_line("/ #", limit);
     tmux.type_line("echo $((6*7))");
     tmux.until_line("42", limit);
-    // attach sets the terminal to its own window on joining.
+    // The detach keys leave it running.
+    tmux.run(&["send-keys", "-t", "s", "C-p", "C-q"]);
+    let diag = || format!("ps -a: {}", d.ok(&ns, &["ps", "-a"]));
+    assert_eq!(exit_status(&tmux, diag), 0, "screen:\n{}", tmux.screen());
+    assert!(tmux.screen().contains("detached from"), "{}", tmux.screen());
+    drop(tmux);
+    let ps = d.ok(&ns, &["ps"]);
+    assert!(
+        ps.lines()
+            .any(|l| l.starts_with(&name) && l.ends_with("running")),
+        "{ps}"
+    );
+
+    // Attach again: attach sets the terminal to its own window size on
+    // joining.
+    let tmux = Tmux::start(&conf, &berthctl_line(&d, &ns, &["attach", &name]));
     tmux.type_line("stty size");
     tmux.until_line("24 80", limit);
     tmux.type_line("exit 4");
