@@ -24,6 +24,7 @@
 //!   events.rs      ordered event queue forwarded to berthd with retry
 //!   oom.rs         OOM watch (v1 eventfd, v2 memory.events)
 //!   metrics.rs     runtime stats JSON -> io.containerd.cgroups.v1/v2.Metrics
+//!   trim.rs        drops start-up pages from the serving shim's memory map
 //! ```
 //!
 //! The bundle, as berthd creates it and the shim fills it (see [`paths`]):
@@ -57,6 +58,7 @@ pub mod serve;
 pub mod service;
 pub mod start;
 pub mod task;
+pub mod trim;
 
 /// Whether a root-only test may run: true as root; without root false, or a
 /// panic under `CI=true` (a root-only test must not silently pass there).

@@ -1,8 +1,9 @@
 //! `berth-shim serve …`: the long-lived shim. Started by `start` with the
-//! bound listener on fd 3, in its own session, stdio on /dev/null (stderr
-//! appended to shim.log for panics). Becomes the child subreaper, then runs
+//! bound listener on fd 3, stdio on /dev/null (stderr appended to shim.log
+//! for panics). Makes its own session, becomes the child subreaper, then runs
 //! everything on one current-thread tokio runtime: the reaper, the event
-//! forwarder and the tonic server. Exits after Shutdown (or SIGTERM),
+//! forwarder and the tonic server. Once ready, and again after the init's
+//! Start, it drops what start-up left mapped ([`crate::trim`]). Exits after Shutdown (or SIGTERM),
 //! flushing events (bounded) and removing its socket.
 
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -70,7 +71,20 @@ pub fn serve(args: ShimArgs) -> anyhow::Result<()> {
         });
     // SAFETY: removing our own variable in the single-threaded start-up.
     unsafe { std::env::remove_var(READY_FD_ENV) };
+    // Inherited without close-on-exec: keep them out of runtime helpers.
+    for fd in std::iter::once(&listener).chain(ready.as_ref()) {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .context("FD_CLOEXEC on an inherited fd")?;
+    }
     init_logging(&args);
+    // `start` spawns us without forking (posix_spawn): the new session is
+    // ours to make. Fails only for a group leader, i.e. when run by hand.
+    if let Err(e) = nix::unistd::setsid() {
+        tracing::warn!(error = %e, "setsid");
+    }
     nix::sys::prctl::set_child_subreaper(true).context("PR_SET_CHILD_SUBREAPER")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -109,6 +123,7 @@ async fn run(args: ShimArgs, listener: OwnedFd, ready: Option<OwnedFd>) -> anyho
             .unwrap_or_else(|| "shim".into()),
         drain_limit: DRAIN_LIMIT,
         watch_oom: true,
+        trim_after_start: true,
     };
     let runtime = Exec::new(
         paths::runtime_root(&args.state, &args.namespace),
@@ -140,11 +155,12 @@ async fn run(args: ShimArgs, listener: OwnedFd, ready: Option<OwnedFd>) -> anyho
         .add_service(ShimServer::new(service))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped);
     tokio::pin!(server);
-    trim_startup_text();
     tracing::info!(pid = std::process::id(), socket = %socket.display(), "serving");
     if let Some(fd) = ready {
         let _ = nix::unistd::write(&fd, b"ok");
     }
+    // After readiness: `start` and berthd need not wait for it.
+    crate::trim::clean_file_pages();
     tokio::select! {
         r = &mut server => r.context("server")?,
         _ = async {
@@ -158,45 +174,4 @@ async fn run(args: ShimArgs, listener: OwnedFd, ready: Option<OwnedFd>) -> anyho
     let _ = std::fs::remove_file(&socket);
     tracing::info!("exit");
     Ok(())
-}
-
-/// Drops the page-table entries of executable file mappings (our text and
-/// the shared libraries') that start-up faulted in: the kernel maps code in
-/// 64 KiB fault-around chunks, so one-time start-up code (argument parsing,
-/// runtime and server construction) would otherwise stay in every shim's
-/// RSS. Only `r-xp` file mappings are touched: their pages are never
-/// written, so they are simply faulted in again, from the page cache, when
-/// used. Memory is not freed system-wide (the page cache is shared); the
-/// shim's RSS then reflects the code it actually runs.
-fn trim_startup_text() {
-    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
-        return;
-    };
-    for line in maps.lines() {
-        let mut f = line.split_whitespace();
-        let (Some(range), Some(perms)) = (f.next(), f.next()) else {
-            continue;
-        };
-        let path = f.nth(3).unwrap_or("");
-        if perms != "r-xp" || !path.starts_with('/') {
-            continue;
-        }
-        let Some((start, end)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(start), Ok(end)) = (
-            usize::from_str_radix(start, 16),
-            usize::from_str_radix(end, 16),
-        ) else {
-            continue;
-        };
-        // SAFETY: the range is a whole, private, read-only executable file
-        // mapping of this process; MADV_DONTNEED on it only discards clean
-        // page-table entries, which are re-read from the file on next use.
-        let rc =
-            unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED) };
-        if rc != 0 {
-            tracing::debug!(path, "madvise failed");
-        }
-    }
 }

@@ -1,12 +1,13 @@
 //! `berth-shim start …`: binds the shim socket and re-execs the binary as
-//! `serve` (listener on fd 3, readiness pipe on fd 4, new session, stdio
-//! /dev/null, stderr appended to shim.log), waits until it serves, writes
+//! `serve` (listener on fd 3, readiness pipe on fd 4, stdio /dev/null,
+//! stderr appended to shim.log; `serve` makes its own session), waits until it serves, writes
 //! `address` and `shim.pid` into the bundle and returns the address.
 //! Idempotent: when a live shim already answers on the socket its address is
-//! returned. This process is single-threaded, so forking here is safe.
+//! returned. This process is single-threaded and exits right after, so it
+//! may rearrange its own descriptors for the child.
 
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
@@ -63,7 +64,7 @@ pub fn start(args: &ShimArgs) -> anyhow::Result<String> {
         }
         Err(e) => return Err(e).with_context(|| format!("bind {}", socket.display())),
     };
-    match spawn_serve(args, &listener) {
+    match spawn_serve(args, listener) {
         Ok(pid) => {
             record(args, &address, pid)?;
             Ok(address)
@@ -75,7 +76,32 @@ pub fn start(args: &ShimArgs) -> anyhow::Result<String> {
     }
 }
 
-fn spawn_serve(args: &ShimArgs, listener: &UnixListener) -> anyhow::Result<u32> {
+/// A close-on-exec copy of `fd` numbered 10 or above; `fd` is closed.
+fn high(fd: OwnedFd) -> anyhow::Result<OwnedFd> {
+    let raw = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+        .context("F_DUPFD_CLOEXEC")?;
+    // SAFETY: fcntl just returned this new descriptor; nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// An inheritable (not close-on-exec) copy of `fd` at number `at`, which
+/// must be free of anything this process still uses.
+fn inheritable(fd: &OwnedFd, at: RawFd) -> anyhow::Result<OwnedFd> {
+    // SAFETY: dup2 onto `at`, which the caller moved everything away from;
+    // the new descriptor is owned by the returned OwnedFd alone.
+    let raw = unsafe { libc::dup2(fd.as_raw_fd(), at) };
+    if raw != at {
+        return Err(std::io::Error::last_os_error()).context(format!("dup2 to fd {at}"));
+    }
+    // SAFETY: as above; dup2 cleared FD_CLOEXEC on the new descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Spawns `serve` with posix_spawn (no fork, no pre-exec code): the
+/// listener and the readiness pipe are placed at fds 3 and 4 of this
+/// single-threaded, short-lived process first, so the child inherits them
+/// there; `serve` makes its own session.
+fn spawn_serve(args: &ShimArgs, listener: UnixListener) -> anyhow::Result<u32> {
     let (ready_r, ready_w) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("readiness pipe")?;
     let log = std::fs::OpenOptions::new()
@@ -83,6 +109,13 @@ fn spawn_serve(args: &ShimArgs, listener: &UnixListener) -> anyhow::Result<u32> 
         .append(true)
         .open(args.bundle.join(paths::SHIM_LOG))
         .context("open shim.log")?;
+    // Everything we hold moves above 9, so fds 3 and 4 are free to place.
+    let listener = high(OwnedFd::from(listener))?;
+    let ready_r = high(ready_r)?;
+    let ready_w = high(ready_w)?;
+    let log = high(OwnedFd::from(log))?;
+    let child_listener = inheritable(&listener, LISTENER_FD)?;
+    let child_ready = inheritable(&ready_w, READY_FD)?;
     let mut cmd = Command::new("/proc/self/exe");
     // argv[0] names the shim, so `ps` and `pgrep berth-shim` find it.
     cmd.arg0("berth-shim")
@@ -93,32 +126,11 @@ fn spawn_serve(args: &ShimArgs, listener: &UnixListener) -> anyhow::Result<u32> 
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(log));
-    let lfd = listener.as_raw_fd();
-    let rfd = ready_w.as_raw_fd();
-    // SAFETY: the closure runs in the forked child of this single-threaded
-    // process and only makes async-signal-safe calls (setsid, fcntl, dup2).
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::setsid() < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // Move both out of the way of 3 and 4 before placing them.
-            let l = libc::fcntl(lfd, libc::F_DUPFD_CLOEXEC, 10);
-            let r = libc::fcntl(rfd, libc::F_DUPFD_CLOEXEC, 10);
-            if l < 0 || r < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // dup2 clears FD_CLOEXEC on the new descriptor.
-            if libc::dup2(l, LISTENER_FD) < 0 || libc::dup2(r, READY_FD) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = cmd.spawn().context("spawn serve")?;
+    let spawned = cmd.spawn();
+    // The child has its copies; ours must go, or the pipe never reports EOF.
+    drop((cmd, child_listener, child_ready, ready_w, listener));
+    let child = spawned.context("spawn serve")?;
     let pid = child.id();
-    drop(cmd);
-    drop(ready_w);
     match wait_ready(ready_r) {
         Ok(()) => Ok(pid),
         Err(e) => {

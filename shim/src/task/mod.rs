@@ -64,6 +64,9 @@ pub struct TaskConfig {
     pub drain_limit: Duration,
     /// Whether to watch the container's memory cgroup for OOM kills.
     pub watch_oom: bool,
+    /// Whether to trim start-up pages after the init's Start
+    /// ([`crate::trim::after_start`]).
+    pub trim_after_start: bool,
 }
 
 /// What Create asks for.
@@ -381,6 +384,9 @@ impl<R: Runtime> Task<R> {
                     pid,
                 },
             );
+            if self.cfg.trim_after_start {
+                crate::trim::after_start(self.events.clone());
+            }
             return Ok(pid);
         }
         self.start_exec(exec_id).await

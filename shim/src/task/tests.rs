@@ -29,6 +29,7 @@ fn harness() -> Harness {
         console_prefix: "t".into(),
         drain_limit: Duration::from_secs(10),
         watch_oom: false,
+        trim_after_start: false,
     };
     let task = Task::new(
         cfg,
