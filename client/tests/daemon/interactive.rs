@@ -7,17 +7,20 @@ use std::time::{Duration, Instant};
 
 use super::{Containers, Daemon, NamespaceCgroups, unique, with_image};
 
-/// A tmux server on its own socket (`tmux -L NAME`); killed on drop.
+/// A tmux server on its own socket (`tmux -L NAME`); killed, and its
+/// socket file removed, on drop.
 pub struct Tmux {
     socket: String,
+    socket_path: Option<std::path::PathBuf>,
 }
 
 impl Tmux {
     /// Starts a server with `config` and a detached 80x24 session `s`
     /// running `command` (a shell command line).
     pub fn start(config: &Path, command: &str) -> Tmux {
-        let tmux = Tmux {
+        let mut tmux = Tmux {
             socket: unique("berth-tmux"),
+            socket_path: None,
         };
         let out = tmux
             .cmd()
@@ -28,6 +31,8 @@ impl Tmux {
             .output()
             .expect("run tmux");
         assert!(out.status.success(), "tmux new-session: {out:?}");
+        let path = tmux.run(&["display-message", "-p", "#{socket_path}"]);
+        tmux.socket_path = Some(path.trim().into());
         tmux
     }
 
@@ -92,6 +97,9 @@ impl Tmux {
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = self.cmd().arg("kill-server").output();
+        if let Some(path) = &self.socket_path {
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
