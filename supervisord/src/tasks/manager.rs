@@ -100,6 +100,9 @@ pub(super) struct Task {
     pub(super) deleting: AtomicBool,
     /// Set once the dead-shim path started (it runs once).
     pub(super) dying: AtomicBool,
+    /// Whether the shim answered since this berthd attached to it (always at Create;
+    /// after a restart, the first State that succeeds sets it).
+    pub(super) confirmed: AtomicBool,
 }
 
 impl Task {
@@ -123,6 +126,7 @@ impl Task {
             dead: watch::channel(None).0,
             deleting: AtomicBool::new(false),
             dying: AtomicBool::new(false),
+            confirmed: AtomicBool::new(true),
         }
     }
 
@@ -881,6 +885,15 @@ async fn process_state(task: &Task, exec_id: &str) -> Result<ProcessState, TaskE
         .state(req)
         .await
         .map_err(TaskError::shim(&task.id, "state"))?;
+    if exec_id.is_empty() && !task.confirmed.swap(true, Ordering::SeqCst) {
+        // The first answer since a restart: it confirms the shim (recovery.rs).
+        task.set_stdio(Stdio {
+            stdin: st.stdin.clone(),
+            stdout: st.stdout.clone(),
+            stderr: st.stderr.clone(),
+            terminal: st.terminal,
+        });
+    }
     Ok(ProcessState {
         container_id: task.id.clone(),
         id: if exec_id.is_empty() {

@@ -575,3 +575,51 @@ async fn recovery_removes_a_shim_without_container() {
     // The container can get a task again.
     e.create("c1").await.expect("create again");
 }
+
+/// After a restart, a client's State answer confirms a shim; the background confirmation
+/// ([`super::recovery::CONFIRM_DELAY`] later) then asks only the shims nobody asked.
+#[tokio::test(start_paused = true)]
+async fn client_state_confirms_recovered_shims_before_the_background_check() {
+    let mut e = env();
+    for id in ["listed", "idle"] {
+        e.container(id, "io.containerd.runc.v2", SPEC);
+        e.create(id).await.expect("create");
+        e.mgr.start(NS, id, "").await.expect("start");
+    }
+    let launcher = e.launcher.clone();
+    let mgr2 = TaskManager::new(
+        e.db.clone(),
+        e.events.clone(),
+        e.state.clone(),
+        launcher.clone(),
+    );
+    drop(std::mem::replace(&mut e.mgr, mgr2.clone()));
+    let states = |id: &str| {
+        launcher
+            .shim(NS, id)
+            .st()
+            .calls
+            .iter()
+            .filter(|c| *c == "state")
+            .count()
+    };
+    let (listed0, idle0) = (states("listed"), states("idle"));
+    assert_eq!(mgr2.recover().await.live, 2);
+    let got = mgr2.get(NS, "listed", "").await.expect("get");
+    assert_eq!(got.status, Status::Running);
+    assert_eq!(states("idle"), idle0, "not confirmed before the delay");
+    // Virtual time: the confirmations come due; wait until the idle shim was asked.
+    tokio::time::timeout(T, async {
+        while states("idle") == idle0 {
+            tokio::time::sleep(super::recovery::CONFIRM_DELAY).await;
+        }
+    })
+    .await
+    .expect("the idle shim is confirmed in the background");
+    assert_eq!(states("idle"), idle0 + 1);
+    assert_eq!(
+        states("listed"),
+        listed0 + 1,
+        "confirmed by the client's call only"
+    );
+}

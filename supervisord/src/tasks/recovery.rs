@@ -4,8 +4,11 @@
 //! * **Recovery** (before serving): every bundle under `<state>/tasks/<ns>/<id>` is
 //!   checked in parallel. A shim whose process is alive (`shim.pid`, its command line
 //!   naming the bundle) is attached at once with a lazy connection and confirmed by one
-//!   `State` call in the background (no answer: the dead-shim path below); otherwise a
-//!   real connect is tried. A live shim's task goes back in the table (the shim still holds exit statuses, so an exit during the downtime reads
+//!   `State` call in the background, [`CONFIRM_DELAY`] later, unless a client's call got
+//!   an answer from it first (no answer: the dead-shim path below); so the first
+//!   Tasks.List after a restart does not compete with a State call per task. A shim
+//!   whose process dies is found at once by the death watch. Otherwise a real connect
+//!   is tried. A live shim's task goes back in the table (the shim still holds exit statuses, so an exit during the downtime reads
 //!   STOPPED with its real status). A shim that does not answer is dead: `berth-shim
 //!   delete` kills what is left and unmounts the rootfs, `/tasks/exit` and
 //!   `/tasks/delete` are published and the bundle is removed (containerd's
@@ -18,7 +21,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
 
 use berth_api::containerd::events::{TaskDelete, TaskExit};
 use futures::StreamExt;
@@ -26,6 +30,9 @@ use futures::StreamExt;
 use super::bundle::{self, Bundle};
 use super::manager::{Exit, Slot, Stdio, Task, TaskManager};
 use crate::filters::Filter;
+
+/// How long after recovery an attached shim is confirmed, if no client call did it.
+pub const CONFIRM_DELAY: Duration = Duration::from_millis(200);
 
 /// Exit status reported when a dead shim's cleanup could not say.
 pub const UNKNOWN_EXIT: u32 = 255;
@@ -136,7 +143,9 @@ impl TaskManager {
     async fn recover_one(&self, b: Bundle) -> Outcome {
         let inner = &self.inner;
         if let Ok(c) = inner.launcher.attach(&b) {
-            return Outcome::Attached(self.register(b, c));
+            let task = self.register(b, c);
+            task.confirmed.store(false, Ordering::SeqCst);
+            return Outcome::Attached(task);
         }
         match inner.launcher.connect(&b).await {
             Ok(c) => {
@@ -170,6 +179,10 @@ impl TaskManager {
     /// Confirm an attached shim with one `State` call (it proves the shim answers and
     /// fills the stdio paths); one that does not answer goes the dead-shim path.
     async fn confirm(&self, task: Arc<Task>) {
+        tokio::time::sleep(CONFIRM_DELAY).await;
+        if task.confirmed.load(Ordering::SeqCst) || !self.inner.is_current(&task) {
+            return;
+        }
         let req = berth_api::berth::shim::v1::StateRequest {
             id: task.id.clone(),
             exec_id: String::new(),
@@ -178,6 +191,9 @@ impl TaskManager {
             tokio::time::timeout(super::shim_manager::LIVENESS_TIMEOUT, task.shim.state(req)).await;
         match answer {
             Ok(result) => {
+                if result.is_ok() {
+                    task.confirmed.store(true, Ordering::SeqCst);
+                }
                 if let Err(status) = self.apply_state(&task, result).await {
                     tracing::warn!(namespace = %task.namespace, id = %task.id, error = %status.message(), "shim does not answer");
                     self.shim_died(&task).await;
