@@ -70,6 +70,13 @@ fn attach_joins_a_detached_interactive_container() {
         String::from_utf8_lossy(&again.stderr).contains("stopped"),
         "{again:?}"
     );
+    // The container log kept a copy of what went through the FIFOs.
+    let state = d.dir.path().join("state");
+    let logs = d.ok(
+        &ns,
+        &["--state", state.to_str().expect("utf8"), "logs", &name],
+    );
+    assert!(logs.contains("got hello"), "{logs}");
     // rm removes the kept FIFOs with the container.
     assert_eq!(d.ok(&ns, &["rm", &name]).trim(), name);
     assert!(
