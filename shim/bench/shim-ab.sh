@@ -11,11 +11,15 @@
 #           berthd's own figures from its log (shim_start_ms = `berth-shim start` +
 #           connect, total_ms = that + the shim's Create)
 #   mem     after N_MEM sleeping tasks per build: VmRSS/Threads of every shim after 2 s,
-#           after 12 s, and after a `tasks ps` + `tasks exec` round trip with each task;
+#           after 12 s, right after a `tasks ps` + `tasks exec` round trip with its task
+#           (after-rpc-0s) and 2 s after the last round trip (after-rpc);
 #           the smaps breakdown (by mapping) of one shim at 2 s and at the end
 #   thru    N_THRU sequential `ctr run -d`: total ms per build
 # Everything it started (tasks, shims, mounts, cgroups, daemons) is removed at exit.
-# Environment: RUNS (12), N_MEM (20), N_THRU (50), CTR (/usr/bin/ctr), OUT (results dir).
+#   steps   with PERF=1: per-step times of the start path from exec/exit/fork/accept/mount
+#           tracepoints (perf record -a; shim/bench/start-steps.py), per build
+# Environment: RUNS (12), N_MEM (20), N_THRU (50), CTR (/usr/bin/ctr), OUT (results dir),
+#              PERF (0).
 set -euo pipefail
 export LC_ALL=C
 here=$(cd "$(dirname "$0")/../.." && pwd)
@@ -119,12 +123,23 @@ print(len(v), f"{statistics.median(v):.1f}", f"{min(v):.1f}", f"{max(v):.1f}") i
 for w in "${builds[@]}"; do c "$w" run --rm "$IMG" "warm-$w" true > /dev/null; done
 
 log "rm + rund: $RUNS runs each, interleaved"
+PERF_PID=
+if [[ ${PERF:-0} == 1 ]]; then
+  perf record -q -a -o "$OUT/perf.data" -e sched:sched_process_exec -e sched:sched_process_exit \
+    -e sched:sched_process_fork -e syscalls:sys_enter_accept4 -e syscalls:sys_enter_mount 2> /dev/null &
+  PERF_PID=$!
+  sleep 1
+fi
 for ((i = 0; i < RUNS; i++)); do
   for w in "${builds[@]}"; do
     timed "$OUT/rm-$w.txt" c "$w" run --rm "$IMG" "rm-$w-$i" true
     timed "$OUT/rund-$w.txt" c "$w" run -d --null-io "$IMG" "rund-$w-$i" sleep 100000
   done
 done
+if [[ -n $PERF_PID ]]; then
+  kill -INT "$PERF_PID"; wait "$PERF_PID" || true
+  python3 "$here/shim/bench/start-steps.py" "$OUT/perf.data" | tee -a "$OUT/summary.txt"
+fi
 for w in "${builds[@]}"; do
   sed 's/\x1b\[[0-9;]*m//g' "$W/$w/berthd.log" > "$W/$w/plain.log"
   grep -o 'shim_start_ms=[0-9.]*' "$W/$w/plain.log" | cut -d= -f2 | tail -n $((2 * RUNS)) > "$OUT/shimstart-$w.txt" || true
@@ -158,21 +173,29 @@ done
 sleep 2
 for w in "${builds[@]}"; do
   rss_all "$w" 2s
-  p=$(shims "$w" | sed -n 1p)
+  p=$(cat "$W/$w/state/tasks/$NS/mem-$w-0/shim.pid")
   { echo "== $w shim $p after 2 s"; breakdown "$p"; } >> "$OUT/smaps.txt"
 done
 sleep 10
 for w in "${builds[@]}"; do rss_all "$w" 12s; done
+for w in "${builds[@]}"; do : > "$OUT/rss-$w-after-rpc-0s.tsv"; done
 for ((i = 0; i < N_MEM; i++)); do
   for w in "${builds[@]}"; do
     c "$w" tasks ps "mem-$w-$i" > /dev/null
     c "$w" tasks exec --exec-id e1 "mem-$w-$i" true > /dev/null
+    # this shim's RSS right after its round trip
+    p=$(cat "$W/$w/state/tasks/$NS/mem-$w-$i/shim.pid")
+    awk '$1 == "VmRSS:" {printf "%.3f\n", $2 / 1024}' "/proc/$p/status" >> "$OUT/rss-$w-after-rpc-0s.tsv"
   done
+done
+for w in "${builds[@]}"; do
+  printf '%-4s rss after-rpc-0s n=%d mean %s MiB\n' "$w" "$(wc -l < "$OUT/rss-$w-after-rpc-0s.tsv")" \
+    "$(awk '{r += $1} END {printf "%.2f", r / NR}' "$OUT/rss-$w-after-rpc-0s.tsv")" | tee -a "$OUT/summary.txt"
 done
 sleep 2
 for w in "${builds[@]}"; do
   rss_all "$w" after-rpc
-  p=$(shims "$w" | sed -n 1p)
+  p=$(cat "$W/$w/state/tasks/$NS/mem-$w-0/shim.pid")
   { echo "== $w shim $p after ps+exec"; breakdown "$p"; } >> "$OUT/smaps.txt"
 done
 

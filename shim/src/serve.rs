@@ -151,8 +151,14 @@ async fn run(args: ShimArgs, listener: OwnedFd, ready: Option<OwnedFd>) -> anyho
             }
         }
     };
+    let activity = crate::trim::Activity::default();
+    tokio::spawn(activity.clone().trim_when_quiet(crate::trim::QUIET));
+    let shim = ShimServer::with_interceptor(service, move |req| {
+        activity.touch();
+        Ok(req)
+    });
     let server = tonic::transport::Server::builder()
-        .add_service(ShimServer::new(service))
+        .add_service(shim)
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), stopped);
     tokio::pin!(server);
     tracing::info!(pid = std::process::id(), socket = %socket.display(), "serving");

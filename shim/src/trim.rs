@@ -10,13 +10,23 @@
 //! later is mapped again from the page cache on its next access. Memory
 //! the allocator holds but does not use goes back with `malloc_trim`.
 //!
-//! It runs twice: when the server is ready, and once the init's Start has
-//! been answered and its event delivered (see [`after_start`]). It is not
-//! periodic: what later RPCs touch stays mapped.
+//! It runs when the server is ready, once the init's Start has been answered
+//! and its event delivered (see [`after_start`]), and after every later
+//! burst of RPCs once the shim has been quiet for [`QUIET`] (see
+//! [`Activity`]): an idle shim keeps mapped only what idling touches. Never
+//! on a timer while nothing happens.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use crate::events::Publisher;
+
+/// How long the shim must go without an RPC before a burst's pages are
+/// dropped.
+pub const QUIET: Duration = Duration::from_secs(1);
 
 /// How long [`after_start`] waits for the Start event to reach berthd.
 const EVENT_WAIT: Duration = Duration::from_secs(2);
@@ -118,6 +128,55 @@ pub fn after_start(events: Publisher) {
     });
 }
 
+/// Counts RPCs, so that [`Activity::trim_when_quiet`] trims after a burst.
+#[derive(Clone, Default)]
+pub struct Activity(Arc<ActivityInner>);
+
+#[derive(Default)]
+struct ActivityInner {
+    calls: AtomicU64,
+    began: Notify,
+}
+
+impl Activity {
+    /// Records one RPC.
+    pub fn touch(&self) {
+        self.0.calls.fetch_add(1, Ordering::Relaxed);
+        self.0.began.notify_one();
+    }
+
+    /// RPCs recorded so far.
+    pub fn calls(&self) -> u64 {
+        self.0.calls.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a burst of calls to begin and to end (`quiet` without a
+    /// call), returns, and so on: sleeps only while calls come in.
+    pub async fn burst_ended(&self, quiet: Duration) {
+        self.0.began.notified().await;
+        loop {
+            let seen = self.calls();
+            tokio::time::sleep(quiet).await;
+            if self.calls() == seen {
+                return;
+            }
+        }
+    }
+
+    /// Trims after every burst, until the process exits.
+    pub async fn trim_when_quiet(self, quiet: Duration) {
+        loop {
+            self.burst_ended(quiet).await;
+            let advised = clean_file_pages();
+            tracing::debug!(
+                advised,
+                calls = self.calls(),
+                "pages trimmed after a burst of calls"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,6 +220,42 @@ Anonymous:             0 kB
                 },
             ]
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_ends_only_after_a_quiet_interval() {
+        let a = Activity::default();
+        let waiter = tokio::spawn({
+            let a = a.clone();
+            async move {
+                a.burst_ended(Duration::from_secs(1)).await;
+                tokio::time::Instant::now()
+            }
+        });
+        let t0 = tokio::time::Instant::now();
+        for _ in 0..3 {
+            a.touch();
+            tokio::time::sleep(Duration::from_millis(600)).await;
+        }
+        let ended = waiter.await.expect("waiter");
+        // The last call came at 1.2 s; quiet from then on for a full second.
+        assert!(
+            ended - t0 >= Duration::from_millis(2200),
+            "{:?}",
+            ended - t0
+        );
+        assert_eq!(a.calls(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_burst_no_wakeup() {
+        let a = Activity::default();
+        let r = tokio::time::timeout(
+            Duration::from_secs(3600),
+            a.burst_ended(Duration::from_secs(1)),
+        )
+        .await;
+        assert!(r.is_err(), "nothing happened, so no burst can end");
     }
 
     #[test]
