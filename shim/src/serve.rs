@@ -2,9 +2,10 @@
 //! bound listener on fd 3, stdio on /dev/null (stderr appended to shim.log
 //! for panics). Makes its own session, becomes the child subreaper, then runs
 //! everything on one current-thread tokio runtime: the reaper, the event
-//! forwarder and the tonic server. Once ready, and again after the init's
-//! Start, it drops what start-up left mapped ([`crate::trim`]). Exits after Shutdown (or SIGTERM),
-//! flushing events (bounded) and removing its socket.
+//! forwarder and the tonic server. Once ready, after the init's Start and
+//! after each later burst of RPCs it drops the clean pages that work left
+//! mapped ([`crate::trim`]). Exits after Shutdown (or SIGTERM), flushing
+//! events (bounded) and removing its socket.
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! `berth-shim start …`: binds the shim socket and re-execs the binary as
 //! `serve` (listener on fd 3, readiness pipe on fd 4, stdio /dev/null,
-//! stderr appended to shim.log; `serve` makes its own session), waits until it serves, writes
-//! `address` and `shim.pid` into the bundle and returns the address.
+//! stderr appended to shim.log; `serve` makes its own session), waits until
+//! it serves, writes `address` and `shim.pid` into the bundle and returns
+//! the address.
 //! Idempotent: when a live shim already answers on the socket its address is
 //! returned. This process is single-threaded and exits right after, so it
 //! may rearrange its own descriptors for the child.
