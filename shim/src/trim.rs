@@ -119,7 +119,7 @@ fn trim_heap() {
 fn trim_heap() {}
 
 /// After the init's Start: once its event reached berthd (the last step of
-/// the start path, bounded by [`EVENT_WAIT`]), trims.
+/// the start path, bounded by 2 s), trims.
 pub fn after_start(events: Publisher) {
     tokio::spawn(async move {
         events.flush(EVENT_WAIT).await;
