@@ -270,10 +270,12 @@ fn commands_that_cannot_run_exit_like_docker_and_fail_ctr_at_create() {
         d.log()
     );
     let line = error_line(&out);
-    assert!(
-        line.contains(r#"exec: "nosuchcmd": executable file not found in $PATH"#),
-        "{line}"
-    );
+    let message = r#"exec: "nosuchcmd": executable file not found in $PATH"#;
+    assert!(line.contains(message), "{line}");
+    // Said once, in the error: the runtime's own stderr (the container's) is
+    // not copied when create fails.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches(message).count(), 1, "{stderr}");
     assert_eq!(d.ok(&ns, &["ps", "-a", "-q"]), "");
 
     // A path that does not exist: 127 as well.
@@ -309,6 +311,12 @@ fn commands_that_cannot_run_exit_like_docker_and_fail_ctr_at_create() {
     let removed = d.ctl(&ns, &["rm", "-f", &name]);
     assert_eq!(out.status.code(), Some(127), "{:?}", out.stderr);
     assert!(error_line(&out).contains("executable file not found"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.matches("executable file not found").count(),
+        1,
+        "{stderr}"
+    );
     assert!(removed.status.success(), "{removed:?}");
 
     // The real ctr: fails at Tasks.Create with the runtime's message.

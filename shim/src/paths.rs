@@ -20,6 +20,8 @@ pub const SHIM_LOG: &str = "shim.log";
 pub const INIT_PID: &str = "init.pid";
 /// The init's output as JSON lines (see `io::log`).
 pub const CONTAINER_LOG: &str = "container.log";
+/// The runtime's `--log` (JSON lines; see `runtime::log`).
+pub const RUNTIME_LOG: &str = crate::runtime::LOG_FILE;
 
 /// The shim socket for a task: `<state>/s/<first 16 hex of sha256("ns/id")>.sock`.
 pub fn socket_path(state: &Path, namespace: &str, id: &str) -> PathBuf {

@@ -870,3 +870,45 @@ async fn serving_shim_uses_one_thread() {
     delete_init(&mut c, &w.id).await;
     shutdown_and_check_gone(&w, &mut c).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_create_says_its_error_once_and_copies_nothing() {
+    if !have_root() {
+        return;
+    }
+    let w = World::new(&["nosuchcmd"]).await;
+    let address = w.start();
+    let mut c = w.client(&address);
+    let (out, err) = (w.fifo("f-stdout"), w.fifo("f-stderr"));
+    // Our own writers keep the FIFOs open until the create returned, so
+    // EOF means: every handle of the shim is closed too.
+    let (out_reader, err_reader) = (read_fifo(&out).await, read_fifo(&err).await);
+    let open_writer = |p: &str| pipe::OpenOptions::new().open_sender(p).expect("writer");
+    let writers = (open_writer(&out), open_writer(&err));
+    let mut req = w.create_req();
+    req.stdout = out;
+    req.stderr = err;
+    let failed = c
+        .create(req)
+        .await
+        .expect_err("create of a missing command");
+    assert_eq!(failed.code(), Code::NotFound, "{failed:?}");
+    let want = r#"exec: "nosuchcmd": executable file not found in $PATH"#;
+    assert!(failed.message().contains(want), "{}", failed.message());
+    drop(writers);
+    // The runtime printed it on the container's stderr too; those pipes were
+    // closed unread, so the client's FIFOs reach EOF empty.
+    assert_eq!(err_reader.await.expect("stderr"), "");
+    assert_eq!(out_reader.await.expect("stdout"), "");
+    let log = std::fs::read_to_string(w.bundle.join("container.log")).unwrap_or_default();
+    assert!(!log.contains("nosuchcmd"), "container.log: {log}");
+    let runtime_log = std::fs::read_to_string(w.bundle.join(berth_shim::paths::RUNTIME_LOG))
+        .expect("runtime log");
+    assert!(runtime_log.contains("nosuchcmd"), "{runtime_log}");
+    assert!(
+        !w.rootfs_mounted(),
+        "rootfs unmounted after the failed create"
+    );
+    assert_eq!(w.events.topics(), Vec::<String>::new());
+    shutdown_and_check_gone(&w, &mut c).await;
+}

@@ -11,7 +11,12 @@
 //! * `binary://` is not supported.
 //!
 //! The process writes into pipes the shim copies (or, with a terminal, a pty
-//! whose master the runtime sends over a console socket). [`ProcIo::drain`]
+//! whose master the runtime sends over a console socket). The copies start
+//! only after the runtime's create/exec succeeded (containerd's order): the
+//! runtime is given the process's stdio, so on failure its own message is
+//! in the pipes, and they are closed unread ([`PendingIo`]); the error
+//! carries the message. A pty master is only read once the call returned,
+//! and the runtime of a terminal process gets /dev/null. [`ProcIo::drain`]
 //! waits for the copies to reach EOF (bounded) before the exit is reported,
 //! and then closes every handle on the targets, so exec clients never hang.
 
@@ -200,13 +205,47 @@ pub fn container_log(bundle: &Path, paths: &StdioPaths) -> Option<Arc<Mutex<Cont
     }
 }
 
+/// The pipes of a process without a terminal whose runtime call (create or
+/// exec) has not returned yet: targets open, nothing copied. The process's
+/// output waits in the pipes. [`PendingIo::start`] starts the copies once the
+/// call succeeded; dropping it instead closes the pipes unread, so what a
+/// failing runtime printed on the process's stderr reaches the client only
+/// once, in the error (containerd's order: copy after create).
+pub struct PendingIo {
+    outputs: Vec<(pipe::Receiver, Option<Sink>, Option<LogTap>)>,
+    input: Option<(pipe::Receiver, pipe::Sender)>,
+    stdin_keep: Option<File>,
+}
+
+impl PendingIo {
+    /// Starts the copies (needs the tokio runtime): output buffered in the
+    /// pipes since the process was created is copied first.
+    pub fn start(self) -> ProcIo {
+        let outputs = self
+            .outputs
+            .into_iter()
+            .map(|(rx, sink, tap)| tokio::spawn(copy::copy_out(rx, sink, tap)))
+            .collect();
+        let input = self
+            .input
+            .map(|(fifo, tx)| tokio::spawn(copy::copy_in(fifo, tx)));
+        ProcIo {
+            stdin_keep: Mutex::new(self.stdin_keep),
+            master: None,
+            outputs: Mutex::new(outputs),
+            input: Mutex::new(input),
+        }
+    }
+}
+
 impl ProcIo {
-    /// Pipes for a process without a terminal: opens the targets, starts the
-    /// copies, and returns the process's ends.
+    /// Pipes for a process without a terminal: opens the targets and the
+    /// pipes, and returns the process's ends. Nothing is copied before
+    /// [`PendingIo::start`].
     pub fn pipes(
         paths: &StdioPaths,
         log: Option<Arc<Mutex<ContainerLog>>>,
-    ) -> Result<(ProcIo, ChildStdio), IoError> {
+    ) -> Result<(PendingIo, ChildStdio), IoError> {
         let stdout_sink = open_sink(&paths.stdout)?;
         let stderr_sink = open_sink(&paths.stderr)?;
         let stdin = open_stdin(&paths.stdin)?;
@@ -222,30 +261,29 @@ impl ProcIo {
                 path: "output pipe".into(),
                 source,
             })?;
-            outputs.push(tokio::spawn(copy::copy_out(rx, sink, tap(stream))));
+            outputs.push((rx, sink, tap(stream)));
             match stream {
                 Stream::Stdout => child.stdout = Some(w),
                 Stream::Stderr => child.stderr = Some(w),
             }
         }
         let mut input = None;
-        let mut keep = None;
+        let mut stdin_keep = None;
         if let Some((fifo, writer)) = stdin {
             let (r, w) = pipe_pair("stdin")?;
             let tx = pipe::Sender::from_owned_fd(w).map_err(|source| IoError::Open {
                 path: "stdin pipe".into(),
                 source,
             })?;
-            input = Some(tokio::spawn(copy::copy_in(fifo, tx)));
-            keep = Some(writer);
+            input = Some((fifo, tx));
+            stdin_keep = Some(writer);
             child.stdin = Some(r);
         }
         Ok((
-            ProcIo {
-                stdin_keep: Mutex::new(keep),
-                master: None,
-                outputs: Mutex::new(outputs),
-                input: Mutex::new(input),
+            PendingIo {
+                outputs,
+                input,
+                stdin_keep,
             },
             child,
         ))

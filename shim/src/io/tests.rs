@@ -51,11 +51,13 @@ async fn output_reaches_fifo_file_and_log_and_drain_closes_the_fifo() {
         .expect("client reader");
     let log = container_log(dir.path(), &paths);
     assert!(log.is_some());
-    let (io, child) = ProcIo::pipes(&paths, log).expect("pipes");
+    let (pending, child) = ProcIo::pipes(&paths, log).expect("pipes");
     assert!(child.stdin.is_none());
     let w_out = child.stdout.expect("stdout pipe");
     let w_err = child.stderr.expect("stderr pipe");
+    // Written between create and the copies' start: the pipes keep it.
     nix::unistd::write(&w_out, b"out\n").expect("write stdout");
+    let io = pending.start();
     nix::unistd::write(&w_err, b"err\n").expect("write stderr");
     // The process exits: its ends close.
     drop((w_out, w_err));
@@ -83,7 +85,8 @@ async fn stdin_sees_eof_only_after_close_io() {
         stdin: inp.clone(),
         ..Default::default()
     };
-    let (io, child) = ProcIo::pipes(&paths, None).expect("pipes");
+    let (pending, child) = ProcIo::pipes(&paths, None).expect("pipes");
+    let io = pending.start();
     let mut proc_stdin =
         pipe::Receiver::from_owned_fd(child.stdin.expect("stdin pipe")).expect("receiver");
     let mut client = pipe::OpenOptions::new()
@@ -114,9 +117,49 @@ async fn output_without_reader_does_not_fail_the_process() {
         stdout: out,
         ..Default::default()
     };
-    let (io, child) = ProcIo::pipes(&paths, None).expect("pipes");
+    let (pending, child) = ProcIo::pipes(&paths, None).expect("pipes");
+    let io = pending.start();
     let w = child.stdout.expect("stdout");
     nix::unistd::write(&w, b"nobody reads this\n").expect("write succeeds");
     drop(w);
     io.drain(Duration::from_secs(10)).await;
+}
+
+#[tokio::test]
+async fn unstarted_pipes_are_closed_unread() {
+    // A failed create: the runtime wrote its error to the process's stderr
+    // and exited; nothing of it may reach the client or container.log.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (out, err) = (fifo(dir.path(), "stdout"), fifo(dir.path(), "stderr"));
+    let inp = fifo(dir.path(), "stdin");
+    let paths = StdioPaths {
+        stdin: inp,
+        stdout: out.clone(),
+        stderr: err.clone(),
+        terminal: false,
+    };
+    let mut client_out = pipe::OpenOptions::new()
+        .open_receiver(&out)
+        .expect("client stdout reader");
+    let mut client_err = pipe::OpenOptions::new()
+        .open_receiver(&err)
+        .expect("client stderr reader");
+    let log = container_log(dir.path(), &paths);
+    let (pending, child) = ProcIo::pipes(&paths, log).expect("pipes");
+    let w_err = child.stderr.expect("stderr pipe");
+    nix::unistd::write(&w_err, b"runtime: exec failed\n").expect("write stderr");
+    drop((child.stdin, child.stdout, w_err));
+    tokio::task::yield_now().await;
+    drop(pending);
+    // Our read-write FIFO handles are gone: the client reads EOF, no data.
+    for client in [&mut client_out, &mut client_err] {
+        let mut got = String::new();
+        tokio::time::timeout(Duration::from_secs(10), client.read_to_string(&mut got))
+            .await
+            .expect("EOF once the pipes are dropped")
+            .expect("read");
+        assert_eq!(got, "");
+    }
+    let log = std::fs::read_to_string(dir.path().join("container.log")).unwrap_or_default();
+    assert!(!log.contains("exec failed"), "{log}");
 }

@@ -42,9 +42,10 @@ impl<R: Runtime> Task<R> {
                 let (pid, master) = self.with_console(call, &sock).await?;
                 Ok::<_, TaskError>((pid, ProcIo::terminal(master, &stdio, None)?))
             } else {
-                let (io, child) = ProcIo::pipes(&stdio, None)?;
+                // A failed exec drops `pending`: its message is not copied.
+                let (pending, child) = ProcIo::pipes(&stdio, None)?;
                 let pid = self.runtime.exec(opts(child, None)).await?;
-                Ok((pid, io))
+                Ok((pid, pending.start()))
             }
         }
         .await;

@@ -355,9 +355,10 @@ impl<R: Runtime> Task<R> {
             let io = ProcIo::terminal(master, &req.stdio, log.clone())?;
             Ok((pid, Arc::new(io), log))
         } else {
-            let (io, child) = ProcIo::pipes(&req.stdio, log.clone())?;
+            // A failed create drops `pending`: its message is not copied.
+            let (pending, child) = ProcIo::pipes(&req.stdio, log.clone())?;
             let pid = self.runtime.create(opts(child, None)).await?;
-            Ok((pid, Arc::new(io), log))
+            Ok((pid, Arc::new(pending.start()), log))
         }
     }
 

@@ -25,7 +25,9 @@
 //! │   ├── address               unix:///<socket>   (written by the shim)
 //! │   ├── shim.pid              the long-lived shim's pid (shim)
 //! │   ├── shim.log              the shim's own log (shim)
-//! │   └── init.pid              the container init pid (runtime)
+//! │   ├── init.pid              the container init pid (runtime)
+//! │   ├── log.json              the runtime's --log (JSON lines), passed by the shim
+//! │   └── container.log         the init's output, JSON lines, bounded (shim)
 //! ├── runtime/<namespace>/      the runtime's state root (`--root` of the runtime)
 //! └── s/<16 hex>.sock           shim sockets: sha256("<namespace>/<id>"), first 16 hex
 //! ```
