@@ -23,6 +23,7 @@
 pub mod console;
 pub mod copy;
 pub mod log;
+mod pending;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::OwnedFd;
@@ -38,6 +39,7 @@ use tokio::task::JoinHandle;
 use crate::runtime::ChildStdio;
 use copy::{LogTap, Sink};
 use log::{ContainerLog, Stream};
+pub use pending::PendingIo;
 
 /// The stdio a client asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -201,39 +203,6 @@ pub fn container_log(bundle: &Path, paths: &StdioPaths) -> Option<Arc<Mutex<Cont
         Err(e) => {
             tracing::warn!(path = %path.display(), error = %e, "cannot open container log");
             None
-        }
-    }
-}
-
-/// The pipes of a process without a terminal whose runtime call (create or
-/// exec) has not returned yet: targets open, nothing copied. The process's
-/// output waits in the pipes. [`PendingIo::start`] starts the copies once the
-/// call succeeded; dropping it instead closes the pipes unread, so what a
-/// failing runtime printed on the process's stderr reaches the client only
-/// once, in the error (containerd's order: copy after create).
-pub struct PendingIo {
-    outputs: Vec<(pipe::Receiver, Option<Sink>, Option<LogTap>)>,
-    input: Option<(pipe::Receiver, pipe::Sender)>,
-    stdin_keep: Option<File>,
-}
-
-impl PendingIo {
-    /// Starts the copies (needs the tokio runtime): output buffered in the
-    /// pipes since the process was created is copied first.
-    pub fn start(self) -> ProcIo {
-        let outputs = self
-            .outputs
-            .into_iter()
-            .map(|(rx, sink, tap)| tokio::spawn(copy::copy_out(rx, sink, tap)))
-            .collect();
-        let input = self
-            .input
-            .map(|(fifo, tx)| tokio::spawn(copy::copy_in(fifo, tx)));
-        ProcIo {
-            stdin_keep: Mutex::new(self.stdin_keep),
-            master: None,
-            outputs: Mutex::new(outputs),
-            input: Mutex::new(input),
         }
     }
 }
