@@ -351,6 +351,19 @@ shims_of() { # berth | cd-host: PIDs of the per-task shims of that daemon
   done
 }
 
+shim_of_task() { # berth | cd-host, ID: the PID of that task's shim (from its bundle)
+  local f a
+  if [[ $1 == berth ]]; then cat "$BDIR/state/tasks/$NS/$2/shim.pid" 2> /dev/null; return; fi
+  for f in /proc/[0-9]*/cmdline; do
+    a=$({ tr '\0' ' ' < "$f"; } 2>/dev/null) || continue
+    [[ $a == *containerd-shim-runc-v2*"-id $2 "*"-address $W/$1/containerd.sock "* ]] || continue
+    f=${f#/proc/}
+    echo "${f%/cmdline}"
+    return
+  done
+  return 1
+}
+
 running_count() { # CTRFUNC...: number of RUNNING tasks, or fails when ctr fails
   local out
   out=$("$@" tasks ls) || return 1
@@ -413,7 +426,13 @@ if ((mem_ok)); then
     f=$RESULTS/samples/shim-$who.tsv
     : > "$f"
     for p in "${pids[@]}"; do
-      awk '$1 == "VmRSS:" {r = $2} $1 == "Threads:" {t = $2} END {printf "%.3f\t%d\n", r / 1024, t}' "/proc/$p/status" >> "$f"
+      # VmRSS, threads, then Pss and private (clean + dirty) from smaps_rollup: RSS
+      # counts shared code pages in every shim, Pss splits them, private is what one
+      # more shim really adds.
+      {
+        awk '$1 == "VmRSS:" {r = $2} $1 == "Threads:" {t = $2} END {printf "%.3f\t%d", r / 1024, t}' "/proc/$p/status"
+        awk '$1 == "Pss:" {p = $2} $1 == "Private_Clean:" || $1 == "Private_Dirty:" {v += $2} END {printf "\t%.3f\t%.3f\n", p / 1024, v / 1024}' "/proc/$p/smaps_rollup"
+      } >> "$f"
     done
     log "mem: $who: ${#pids[@]} shims"
     [[ ${#pids[@]} == "$N_MEM" ]] || fail "mem: expected $N_MEM shims of $who, found ${#pids[@]}"
@@ -427,6 +446,27 @@ if ((mem_ok)); then
   read -r rss_c thr_c < <(awk '{r += $1; t += $2; if ($2 > m) m = $2} END {printf "%.2f %d\n", r / NR, m}' "$RESULTS/samples/shim-cd-host.tsv")
   row "shim VmRSS, mean MiB ($N_MEM sleeping tasks)" "$rss_b" "$rss_c" "$(ratio "$rss_b" "$rss_c")" "<= 3 MiB" "$(le "$rss_b" 3)"
   row "threads per shim (max over shims)" "$thr_b" "$thr_c" "$(ratio "$thr_b" "$thr_c")" "<= 2" "$(le "$thr_b" 2)"
+  read -r pss_b prv_b < <(awk '{p += $3; v += $4} END {printf "%.2f %.2f\n", p / NR, v / NR}' "$RESULTS/samples/shim-berth.tsv")
+  read -r pss_c prv_c < <(awk '{p += $3; v += $4} END {printf "%.2f %.2f\n", p / NR, v / NR}' "$RESULTS/samples/shim-cd-host.tsv")
+  row "  shim Pss, mean MiB" "$pss_b" "$pss_c" "$(ratio "$pss_b" "$pss_c")" "-" "-"
+  row "  shim private (clean+dirty), mean MiB" "$prv_b" "$prv_c" "$(ratio "$prv_b" "$prv_c")" "-" "-"
+  # berth-shim drops clean start-up code pages once idle; read RSS again right after
+  # an RPC round trip (tasks ps) to every task, before that happens.
+  for who in berth cd-host; do
+    f=$RESULTS/samples/shim-busy-$who.tsv
+    : > "$f"
+    for ((i = 0; i < N_MEM; i++)); do
+      if [[ $who == berth ]]; then bctr tasks ps "mem-b-$i" > /dev/null || continue
+      else cctr cd-host tasks ps "mem-c-$i" > /dev/null || continue; fi
+      p=$(shim_of_task "$who" "mem-${who:0:1}-$i") || continue
+      awk '$1 == "VmRSS:" {printf "%.3f\n", $2 / 1024}' "/proc/$p/status" >> "$f"
+    done
+  done
+  if [[ -s $RESULTS/samples/shim-busy-berth.tsv && -s $RESULTS/samples/shim-busy-cd-host.tsv ]]; then
+    bb=$(awk '{r += $1} END {printf "%.2f", r / NR}' "$RESULTS/samples/shim-busy-berth.tsv")
+    bc=$(awk '{r += $1} END {printf "%.2f", r / NR}' "$RESULTS/samples/shim-busy-cd-host.tsv")
+    row "  shim VmRSS right after a tasks ps, mean MiB" "$bb" "$bc" "$(ratio "$bb" "$bc")" "-" "-"
+  fi
 else
   row "shim VmRSS / threads" "not measured: ${FAILURES[-1]:0:80}" "-" "-" "<= 3 MiB, <= 2" "-"
 fi
