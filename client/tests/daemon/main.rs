@@ -5,11 +5,13 @@
 //!   main.rs         the daemon and image fixtures, run/exec/logs/events
 //!   interactive.rs  run -it through tmux (prompt, 42, window resizes)
 //!   attach.rs       run -d -i/-t and attach
+//!   exit_codes.rs   commands that cannot run: 126/127, and ctr fails at create
 //! ```
 //!
 //! The daemon binary is the workspace's `target/<profile>/berthd` (build it
-//! with `cargo build -p berth-supervisord --bin berthd`). Without it the
-//! tests return early, except under `CI=true`, where they fail.
+//! with `cargo build -p berth-supervisord --bin berthd`); the container tests
+//! also need `berth-shim` beside it. Without them the tests return early,
+//! except under `CI=true`, where they fail.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod attach;
+mod exit_codes;
 mod interactive;
 
 /// A berthd on a private root/state/socket; killed and removed on drop.
@@ -292,14 +295,19 @@ fn usage_errors_are_exit_125() {
 // busybox-static, plus berth-shim next to berthd.
 
 fn needs_root(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() && Path::new("/bin/busybox").exists() {
+    let shim = berthd_path().with_file_name("berth-shim");
+    if nix::unistd::geteuid().is_root() && Path::new("/bin/busybox").exists() && shim.exists() {
         return true;
     }
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
-        "{test} needs root and /bin/busybox under CI=true"
+        "{test} needs root, /bin/busybox and {} under CI=true",
+        shim.display()
     );
-    eprintln!("{test}: skipped (needs root and /bin/busybox)");
+    eprintln!(
+        "{test}: skipped (needs root, /bin/busybox and {})",
+        shim.display()
+    );
     false
 }
 
@@ -340,7 +348,8 @@ fn tar_entry(b: &mut tar::Builder<Vec<u8>>, path: &str, kind: tar::EntryType, li
 }
 
 /// An OCI archive of a one-layer busybox image named `name`, with a user
-/// `app` (1000:1000) who is also in group `staff` (50).
+/// `app` (1000:1000) who is also in group `staff` (50), and a file that is
+/// not executable, `/bin/data`.
 fn busybox_archive(dir: &Path, name: &str) -> PathBuf {
     let mut layer = tar::Builder::new(Vec::new());
     for d in ["bin", "etc", "tmp", "root"] {
@@ -348,6 +357,7 @@ fn busybox_archive(dir: &Path, name: &str) -> PathBuf {
     }
     let busybox = std::fs::read("/bin/busybox").expect("busybox");
     tar_file(&mut layer, "bin/busybox", &busybox, 0o755);
+    tar_file(&mut layer, "bin/data", b"not a program\n", 0o644);
     for applet in [
         "sh", "echo", "cat", "sleep", "id", "true", "ls", "stty", "grep",
     ] {
