@@ -52,6 +52,9 @@ impl CgroupManager for Fake {
         self.calls.borrow_mut().push(FakeCall::AddTask(pid));
         Ok(())
     }
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         Ok(self
             .calls

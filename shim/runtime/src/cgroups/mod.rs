@@ -66,6 +66,12 @@ pub trait CgroupManager {
     fn update(&self, resources: &LinuxResources) -> Result<(), CgroupError>;
     /// Moves `pid` into the cgroup.
     fn add_task(&self, pid: i32) -> Result<(), CgroupError>;
+    /// The files a single-threaded process writes `0` to, in order, to move itself
+    /// in. On v1 these are the `tasks` files: a thread migrating itself skips the
+    /// global `cgroup_threadgroup_rwsem`, whose write lock (taken by any pid written
+    /// to `cgroup.procs`) first waits for an RCU grace period (5-20 ms on a busy
+    /// host). On v2 it is `cgroup.procs`.
+    fn self_join_files(&self) -> Vec<PathBuf>;
     /// All processes in the cgroup (and below it).
     fn pids(&self) -> Result<Vec<i32>, CgroupError>;
     /// Freezes or thaws every task.

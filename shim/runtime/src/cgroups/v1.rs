@@ -195,6 +195,13 @@ impl CgroupManager for V1 {
         Ok(())
     }
 
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        self.hierarchies
+            .iter()
+            .map(|h| self.dir_of(h).join("tasks"))
+            .collect()
+    }
+
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let h = self
             .hierarchy("pids")

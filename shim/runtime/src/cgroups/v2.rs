@@ -86,6 +86,10 @@ impl CgroupManager for V2 {
         write_file(&self.dir(), "cgroup.procs", &pid.to_string())
     }
 
+    fn self_join_files(&self) -> Vec<PathBuf> {
+        vec![self.dir().join("cgroup.procs")]
+    }
+
     fn pids(&self) -> Result<Vec<i32>, CgroupError> {
         let mut out = Vec::new();
         procs_recursive(&self.dir(), &mut out)?;

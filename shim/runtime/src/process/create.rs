@@ -3,8 +3,8 @@
 //! ```text
 //! parent (berth-runc create)        intermediate                 init (pid 1 of the new pid ns)
 //!   fork ------------------------->  wait GO
-//!   cgroup.add_task(intermediate)
-//!   GO --------------------------->  setns(joined namespaces), unshare(user)
+//!   GO --------------------------->  join the cgroup (writes 0 to each `tasks`),
+//!                                    setns(joined namespaces), unshare(user)
 //!   write uid/gid maps <---- USERNS  (if a new user ns)
 //!   MAPPED ----------------------->  unshare(other namespaces), time offsets
 //!                                    fork ------------------------> (inherits all)
@@ -42,6 +42,9 @@ pub struct InitCtx {
     pub ns: NsPlan,
     /// Namespace fds to join, user first.
     pub ns_fds: Vec<(LinuxNamespaceType, RawFd)>,
+    /// Files the intermediate writes `0` to, to join the container's cgroup
+    /// ([`crate::cgroups::CgroupManager::self_join_files`]).
+    pub cgroup_join: Vec<std::path::PathBuf>,
     pub start_listener: RawFd,
     pub console: Option<RawFd>,
     pub preserve_fds: i32,
@@ -107,6 +110,11 @@ pub(crate) fn enter_namespaces(
 pub fn intermediate(ctx: &InitCtx, chan: &Chan) -> ! {
     let r = (|| -> R {
         chan.expect(tag::GO)?;
+        // Before any namespace exists, so everything below is charged to the
+        // container's cgroup and init (forked below) starts in it.
+        for f in &ctx.cgroup_join {
+            std::fs::write(f, "0").map_err(|e| format!("joining cgroup {}: {e}", f.display()))?;
+        }
         // Until it execs the user's program, init runs the runtime binary: keep
         // `/proc/<pid>/exe` closed to container processes (CVE-2019-5736 class).
         // SAFETY: plain prctl with integer arguments.
