@@ -62,6 +62,7 @@ pub fn exec(root: &RuntimeRoot, id: &str, opts: &ExecOptions) -> Result<i32> {
         .transpose()?;
     let (parent_chan, child_chan) = sync::pair()?;
     let ctx = ExecCtx {
+        cgroup_join: l.cgroup.self_join_files(),
         ns_fds: files.iter().map(|(t, f)| (*t, f.as_raw_fd())).collect(),
         process: pplan,
         console: console.as_ref().map(|c| c.as_raw_fd()),
@@ -83,13 +84,6 @@ pub fn exec(root: &RuntimeRoot, id: &str, opts: &ExecOptions) -> Result<i32> {
         let _ = nix::sys::signal::kill(child, nix::sys::signal::Signal::SIGKILL);
         let _ = nix::sys::wait::waitpid(child, None);
     };
-    if let Err(source) = l.cgroup.add_task(child.as_raw()) {
-        kill_child();
-        return Err(Error::Cgroup {
-            id: id.to_owned(),
-            source,
-        });
-    }
     let pid = match parent_chan
         .send(tag::GO, &[])
         .map_err(|e| ChildError::from(e.to_string()))

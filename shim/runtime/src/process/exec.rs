@@ -1,5 +1,6 @@
-//! The child side of `exec`: an intermediate joins the container's namespaces (it was
-//! put in the container's cgroup by the parent first) and forks the process, which is
+//! The child side of `exec`: an intermediate joins the container's cgroup (writing `0`
+//! to [`ExecCtx::cgroup_join`], see [`crate::cgroups::CgroupManager::self_join_files`])
+//! and namespaces and forks the process, which is
 //! then inside the container's pid namespace. Both are non-dumpable until exec, so no
 //! container process can open `/proc/<pid>/exe` (the runtime binary) meanwhile.
 
@@ -16,6 +17,8 @@ use crate::sync::{Chan, ChildError, tag};
 /// What the exec children need.
 #[derive(Debug)]
 pub struct ExecCtx {
+    /// Files the intermediate writes `0` to, to join the container's cgroup.
+    pub cgroup_join: Vec<std::path::PathBuf>,
     pub ns_fds: Vec<(LinuxNamespaceType, RawFd)>,
     pub process: ProcessPlan,
     pub console: Option<RawFd>,
@@ -33,6 +36,9 @@ fn exit(code: i32) -> ! {
 pub fn intermediate(ctx: &ExecCtx, chan: &Chan) -> ! {
     let r = (|| -> R {
         chan.expect(tag::GO)?;
+        for f in &ctx.cgroup_join {
+            std::fs::write(f, "0").map_err(|e| format!("joining cgroup {}: {e}", f.display()))?;
+        }
         // SAFETY: plain prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
         enter_namespaces(&ctx.ns_fds, false, CloneFlags::empty(), chan)?;
