@@ -247,8 +247,20 @@ impl Snapshotters {
         Ok(())
     }
 
-    /// Removes snapshot `key` (any kind) that has no children.
+    /// Removes snapshot `key` (any kind) that has no children: its record, then the
+    /// backend snapshot.
     pub fn remove(&self, ns: &str, sn: &str, key: &str) -> Result<()> {
+        let backend_key = self.remove_record(ns, sn, key)?;
+        self.remove_backend(sn, &backend_key);
+        Ok(())
+    }
+
+    /// The durable half of [`Snapshotters::remove`]: deletes the record of `key` (which
+    /// must have no children) and returns the backend key it named. From here on the
+    /// snapshot is gone; its backend snapshot is an orphan until
+    /// [`Snapshotters::remove_backend`] (or, after a crash, the collector's sweep)
+    /// removes it.
+    pub fn remove_record(&self, ns: &str, sn: &str, key: &str) -> Result<String> {
         let backend = self.backend(sn)?;
         let _shared = backend.shared();
         let records = self.db().snapshots(ns, sn);
@@ -266,12 +278,24 @@ impl Snapshotters {
             Err(metadata::Error::NotFound { .. }) => return Err(not_found(key)),
             Err(e) => return Err(e.into()),
         };
-        // The record is gone, so the snapshot is; a backend failure leaves an orphan the
-        // collector removes.
-        if let Err(error) = backend.snapshotter.remove(&rec.backend_key) {
-            tracing::warn!(%error, key, backend_key = rec.backend_key, "backend remove failed");
+        Ok(rec.backend_key)
+    }
+
+    /// Removes the backend snapshot a removed record named. Failures are logged, not
+    /// returned: the record is gone, so the snapshot is, and the collector's sweep
+    /// removes any orphan left (including one it already removed first).
+    pub fn remove_backend(&self, sn: &str, backend_key: &str) {
+        let Ok(backend) = self.backend(sn) else {
+            return;
+        };
+        let _shared = backend.shared();
+        match backend.snapshotter.remove(backend_key) {
+            Ok(()) => {}
+            Err(berth_snapshotter::Error::NotFound { .. }) => {
+                tracing::debug!(backend_key, "backend snapshot already swept");
+            }
+            Err(error) => tracing::warn!(%error, backend_key, "backend remove failed"),
         }
-        Ok(())
     }
 
     /// What is known about `key`.

@@ -230,3 +230,45 @@ fn sweep_removes_unrecorded_backend_snapshots_children_first() {
         Kind::Active
     );
 }
+
+#[test]
+fn removed_record_leaves_an_orphan_that_backend_removal_or_the_sweep_takes() {
+    let env = env();
+    let s = &env.s;
+    let backend = &s.backend(NATIVE).expect("backend").snapshotter;
+    let names = || -> Vec<String> {
+        backend
+            .walk(&|_| true)
+            .expect("walk")
+            .into_iter()
+            .map(|i| i.name)
+            .collect()
+    };
+    s.prepare("ns", NATIVE, "a", "", Labels::new(), None)
+        .expect("prepare a");
+    s.prepare("ns", NATIVE, "b", "", Labels::new(), None)
+        .expect("prepare b");
+
+    // The record goes first: the snapshot is gone for every caller, its backend
+    // snapshot is still there.
+    let key_a = s.remove_record("ns", NATIVE, "a").expect("remove a");
+    assert_eq!(kind(s.stat("ns", NATIVE, "a")), ErrorKind::NotFound);
+    assert_eq!(
+        kind(s.remove_record("ns", NATIVE, "a")),
+        ErrorKind::NotFound
+    );
+    assert!(names().contains(&key_a), "{:?}", names());
+    s.remove_backend(NATIVE, &key_a);
+    assert!(!names().contains(&key_a), "{:?}", names());
+
+    // A crash before the backend removal: the sweep takes the orphan, and a late
+    // backend removal after it is harmless.
+    let key_b = s.remove_record("ns", NATIVE, "b").expect("remove b");
+    let held = s.lock_all();
+    let stats = s.sweep(&held, NATIVE).expect("sweep");
+    drop(held);
+    assert_eq!((stats.removed, stats.failed), (1, 0));
+    assert!(names().is_empty(), "{:?}", names());
+    s.remove_backend(NATIVE, &key_b);
+    assert!(names().is_empty(), "{:?}", names());
+}
