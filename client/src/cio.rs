@@ -47,6 +47,9 @@ pub struct FifoSet {
     pub stderr: PathBuf,
     /// A terminal merges stderr into stdout.
     pub terminal: bool,
+    /// Reopened from a running process ([`FifoSet::existing`]): its shim
+    /// already holds every end, so opening the outputs does not wait on it.
+    reopened: bool,
 }
 
 /// The base directory for FIFO sets: `/run/berth/fifo` when it can be
@@ -82,6 +85,7 @@ impl FifoSet {
             stderr: dir.join(format!("{id}-stderr")),
             dir: Some(dir),
             terminal,
+            reopened: false,
         };
         for path in set.stdin.iter().chain([&set.stdout, &set.stderr]) {
             nix::unistd::mkfifo(path, Mode::from_bits_truncate(0o600))
@@ -122,6 +126,7 @@ impl FifoSet {
                 fifo(stderr)?
             },
             terminal,
+            reopened: true,
         })
     }
 
@@ -150,15 +155,22 @@ impl FifoSet {
         err: Box<dyn Write + Send>,
     ) -> Attached {
         let (done_tx, done_rx) = mpsc::channel(2);
+        // Attaching to a running process, input goes in only once every
+        // output FIFO is open for reading: the process may answer and exit at
+        // once, and what it wrote into a FIFO nobody had opened yet is gone
+        // when the shim closes its end. (A new set needs no such wait: its
+        // process starts only after Tasks.Create has opened every end.)
+        let (opened_tx, opened_rx) = std::sync::mpsc::channel();
         let mut outputs = 1;
-        spawn_reader(self.stdout.clone(), out, done_tx.clone());
+        spawn_reader(self.stdout.clone(), out, done_tx.clone(), opened_tx.clone());
         if !self.terminal {
             outputs += 1;
-            spawn_reader(self.stderr.clone(), err, done_tx);
+            spawn_reader(self.stderr.clone(), err, done_tx, opened_tx);
         }
         let (eof_tx, eof_rx) = oneshot::channel();
         if let (Some(path), Some(input)) = (self.stdin.clone(), input) {
-            spawn_writer(path, input, eof_tx);
+            let wait_for = if self.reopened { outputs } else { 0 };
+            spawn_writer(path, input, eof_tx, opened_rx, wait_for);
         }
         Attached {
             outputs,
@@ -213,9 +225,18 @@ pub fn remove_kept(base: &Path, stdout: &str) -> bool {
     any && std::fs::remove_dir_all(dir).is_ok()
 }
 
-fn spawn_reader(path: PathBuf, mut out: Box<dyn Write + Send>, done: mpsc::Sender<()>) {
+fn spawn_reader(
+    path: PathBuf,
+    mut out: Box<dyn Write + Send>,
+    done: mpsc::Sender<()>,
+    opened: std::sync::mpsc::Sender<()>,
+) {
     std::thread::spawn(move || {
-        if let Ok(mut fifo) = OpenOptions::new().read(true).open(&path) {
+        let fifo = OpenOptions::new().read(true).open(&path);
+        // Sent whether or not the open worked: the writer must not wait forever.
+        let _ = opened.send(());
+        drop(opened);
+        if let Ok(mut fifo) = fifo {
             let mut buf = [0u8; 32 << 10];
             loop {
                 match fifo.read(&mut buf) {
@@ -232,8 +253,20 @@ fn spawn_reader(path: PathBuf, mut out: Box<dyn Write + Send>, done: mpsc::Sende
     });
 }
 
-fn spawn_writer(path: PathBuf, mut input: Box<dyn Read + Send>, eof: oneshot::Sender<()>) {
+fn spawn_writer(
+    path: PathBuf,
+    mut input: Box<dyn Read + Send>,
+    eof: oneshot::Sender<()>,
+    outputs_opened: std::sync::mpsc::Receiver<()>,
+    outputs: usize,
+) {
     std::thread::spawn(move || {
+        for _ in 0..outputs {
+            // Err: every reader is gone, which also means they got past open.
+            if outputs_opened.recv().is_err() {
+                break;
+            }
+        }
         if let Ok(mut fifo) = OpenOptions::new().write(true).open(&path) {
             let _ = std::io::copy(&mut input, &mut fifo);
         }
@@ -357,13 +390,25 @@ mod tests {
         );
         let eof = attached.stdin_eof().expect("stdin");
         let kept = stdout.clone();
+        // Like a shim, the peer holds its output ends before the process
+        // reads its input (the attach writes input only after both outputs
+        // are open for reading).
         let peer = std::thread::spawn(move || {
+            use std::io::Write as _;
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&stdout)
+                .expect("stdout");
+            let err = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&stderr)
+                .expect("stderr");
             let mut input = String::new();
             std::fs::File::open(&stdin)
                 .and_then(|mut f| f.read_to_string(&mut input))
                 .expect("read stdin");
-            std::fs::write(&stdout, format!("again {input}")).expect("stdout");
-            std::fs::write(&stderr, b"").expect("stderr");
+            write!(out, "again {input}").expect("write stdout");
+            drop((out, err));
         });
         eof.await.expect("stdin eof");
         assert!(attached.wait_output(Duration::from_secs(10)).await);
