@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! tests/daemon/
-//!   main.rs         the daemon and image fixtures, run/exec/logs/events
-//!   interactive.rs  run -it through tmux (prompt, 42, window resizes)
-//!   attach.rs       run -d -i/-t and attach
-//!   exit_codes.rs   commands that cannot run: 126/127, and ctr fails at create
-//!   stats.rs        stats --no-stream: table row and JSON per container
+//!   main.rs              the daemon and image fixtures, run/exec/logs/events
+//!   interactive.rs       run -it through tmux (prompt, 42, window resizes)
+//!   attach.rs            run -d -i/-t and attach
+//!   exit_codes.rs        commands that cannot run: 126/127, and ctr fails at create
+//!   images_roundtrip.rs  images export, rm, import: the same digests
+//!   stats.rs             stats --no-stream: table row and JSON per container
 //! ```
 //!
 //! The daemon binary is the workspace's `target/<profile>/berthd` (build it
@@ -22,6 +23,7 @@ use serde_json::Value;
 
 mod attach;
 mod exit_codes;
+mod images_roundtrip;
 mod interactive;
 mod stats;
 
