@@ -7,6 +7,7 @@
 //!   attach.rs            run -d -i/-t and attach
 //!   exit_codes.rs        commands that cannot run: 126/127, and ctr fails at create
 //!   images_roundtrip.rs  images export, rm, import: the same digests
+//!   pull.rs              pull from a local docker-registry: plain lines, tty bars
 //!   stats.rs             stats --no-stream: table row and JSON per container
 //! ```
 //!
@@ -25,6 +26,7 @@ mod attach;
 mod exit_codes;
 mod images_roundtrip;
 mod interactive;
+mod pull;
 mod stats;
 
 /// A berthd on a private root/state/socket; killed and removed on drop.
