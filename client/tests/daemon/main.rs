@@ -591,6 +591,30 @@ fn detached_logs_exec_stop_rm() {
     assert_eq!(exec.status.code(), Some(3));
     assert_eq!(String::from_utf8_lossy(&exec.stdout), "in-exec\n");
 
+    // logs -f: prints what is there, follows what the container writes next, and
+    // ends once the container has stopped (checked after `stop` below).
+    let state = d.dir.path().join("state");
+    let mut follow = d
+        .ctl_cmd(
+            &ns,
+            &[
+                "--state",
+                state.to_str().expect("utf8"),
+                "logs",
+                "-f",
+                &name,
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn logs -f");
+    let wrote = d.ctl(
+        &ns,
+        &["exec", &name, "sh", "-c", "echo followed > /proc/1/fd/1"],
+    );
+    assert_eq!(wrote.status.code(), Some(0), "{wrote:?}");
+
     // rm without -f refuses a running container.
     let refused = d.ctl(&ns, &["rm", &name]);
     assert_eq!(refused.status.code(), Some(125));
@@ -602,6 +626,20 @@ fn detached_logs_exec_stop_rm() {
         ps.lines()
             .any(|l| l.starts_with(&name) && l.contains("exited (137)")),
         "{ps}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while follow.try_wait().expect("logs -f status").is_none() {
+        if Instant::now() >= deadline {
+            let _ = follow.kill();
+            panic!("logs -f did not end after the container stopped");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let followed = follow.wait_with_output().expect("logs -f output");
+    assert!(followed.status.success(), "{followed:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&followed.stdout),
+        "started\nfollowed\n"
     );
     assert_eq!(d.ok(&ns, &["rm", &name]).trim(), name);
     guard.ids.clear();
