@@ -352,14 +352,10 @@ shims_of() { # berth | cd-host: PIDs of the per-task shims of that daemon
 }
 
 shim_of_task() { # berth | cd-host, ID: the PID of that task's shim (from its bundle)
-  local f a
+  local p
   if [[ $1 == berth ]]; then cat "$BDIR/state/tasks/$NS/$2/shim.pid" 2> /dev/null; return; fi
-  for f in /proc/[0-9]*/cmdline; do
-    a=$({ tr '\0' ' ' < "$f"; } 2>/dev/null) || continue
-    [[ $a == *containerd-shim-runc-v2*"-id $2 "*"-address $W/$1/containerd.sock "* ]] || continue
-    f=${f#/proc/}
-    echo "${f%/cmdline}"
-    return
+  for p in $(shims_of "$1"); do
+    [[ $({ tr '\0' ' ' < "/proc/$p/cmdline"; } 2>/dev/null) == *"-id $2 "* ]] && { echo "$p"; return; }
   done
   return 1
 }
