@@ -213,17 +213,10 @@ impl pb::snapshots_server::Snapshots for SnapshotsService {
         let ns = namespace(&req)?;
         let r = req.into_inner();
         record_id(&r.key);
-        let (n, sn, key) = (ns.clone(), r.snapshotter.clone(), r.key.clone());
-        let backend_key = self
-            .snapshots
-            .run(move |s| s.remove_record(&n, &sn, &key))
+        self.snapshots
+            .remove_answering_early(&ns, &r.snapshotter, &r.key)
             .await
             .map_err(status)?;
-        // The durable record delete is the answer; the backend snapshot (its own
-        // metastore commit and directory) goes after it, off the caller's path. A crash
-        // in between leaves an orphan the collector's sweep removes.
-        let (snapshots, sn) = (self.snapshots.clone(), r.snapshotter.clone());
-        tokio::task::spawn_blocking(move || snapshots.remove_backend(&sn, &backend_key));
         self.events.emit(
             &ns,
             "/snapshot/remove",

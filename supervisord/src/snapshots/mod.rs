@@ -162,6 +162,18 @@ impl Snapshotters {
             .await
             .map_err(SnapshotError::Join)?
     }
+
+    /// Snapshots.Remove: returns once the record delete is durable; the backend
+    /// snapshot (its own metastore commit and directory) is removed right after, off
+    /// the caller's path. A crash in between leaves an orphan the collector's sweep
+    /// removes.
+    pub async fn remove_answering_early(&self, ns: &str, sn: &str, key: &str) -> Result<()> {
+        let (n, s, k) = (ns.to_owned(), sn.to_owned(), key.to_owned());
+        let backend_key = self.run(move |me| me.remove_record(&n, &s, &k)).await?;
+        let (me, sn) = (self.clone(), sn.to_owned());
+        tokio::task::spawn_blocking(move || me.remove_backend(&sn, &backend_key));
+        Ok(())
+    }
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
