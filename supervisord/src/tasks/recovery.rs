@@ -346,6 +346,8 @@ impl TaskManager {
                 }
             }
         };
+        // Files go before the state flips: whoever sees STOPPED sees the bundle gone.
+        inner.remove_files(&task.bundle);
         task.dead.send_replace(Some(exit));
         if recorded.is_none() {
             inner.events.emit(
@@ -360,7 +362,6 @@ impl TaskManager {
                 }),
             );
         }
-        inner.remove_files(&task.bundle);
     }
 }
 
