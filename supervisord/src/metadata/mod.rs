@@ -129,6 +129,9 @@ impl Db {
         let this = Self {
             inner: Arc::new(db),
         };
+        if this.read(|txn| schema::is_current(txn, SCHEMA_VERSION))? {
+            return Ok(this);
+        }
         this.write(|txn| {
             let mut meta = txn.open_table(schema::META).map_err(store)?;
             let found = meta
