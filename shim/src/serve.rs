@@ -20,7 +20,7 @@ use crate::cli::ShimArgs;
 use crate::events::Publisher;
 use crate::paths;
 use crate::reaper::Reaper;
-use crate::runtime::Exec;
+use crate::runtime::{Embedded, Exec};
 use crate::service::ShimService;
 use crate::task::{Task, TaskConfig};
 
@@ -126,10 +126,10 @@ async fn run(args: ShimArgs, listener: OwnedFd, ready: Option<OwnedFd>) -> anyho
         watch_oom: true,
         trim_after_start: true,
     };
-    let runtime = Exec::new(
-        paths::runtime_root(&args.state, &args.namespace),
-        args.bundle.clone(),
-        reaper.clone(),
+    let runtime_root = paths::runtime_root(&args.state, &args.namespace);
+    let runtime = Embedded::new(
+        Exec::new(runtime_root.clone(), args.bundle.clone(), reaper.clone()),
+        &runtime_root,
     );
     let task = Task::new(
         cfg,

@@ -1,7 +1,9 @@
 //! How the shim drives the OCI runtime: the [`Runtime`] role with the
 //! [`Exec`] backend (re-executing this binary as `berth-shim runtime …`, the
-//! embedded runtime's runc-compatible CLI, so the threaded server never
-//! forks a container itself) and, for unit tests, a recording `Fake`.
+//! embedded runtime's runc-compatible CLI, so the server never forks a
+//! container itself), the [`Embedded`] backend the shim serves with (the verbs
+//! that do not fork in-process, `create` and `exec` through [`Exec`]) and, for
+//! unit tests, a recording `Fake`.
 //!
 //! Contract of every method: it returns once the runtime command finished.
 //! `create` and `exec` return the pid of the process they created (read from
@@ -15,6 +17,7 @@
 //! not exist is [`RuntimeError::ExecutableNotFound`] (gRPC `NotFound`), one
 //! that cannot be executed [`RuntimeError::NotExecutable`].
 
+mod embedded;
 mod exec;
 #[cfg(test)]
 pub mod fake;
@@ -26,6 +29,7 @@ use std::path::PathBuf;
 
 use berth_api::{ErrorKind, HasKind};
 
+pub use embedded::Embedded;
 pub use exec::Exec;
 
 /// The runtime's log in the bundle (runc's JSON lines).
@@ -135,6 +139,17 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    /// An in-process verb ([`Embedded`]) failed.
+    #[error("runtime {op} of {id} failed: {source}")]
+    InProcess {
+        /// The runtime verb.
+        op: &'static str,
+        /// Container id.
+        id: String,
+        /// The library's error.
+        #[source]
+        source: berth_runtime::Error,
+    },
     /// The helper's output is not what its CLI promises.
     #[error("unexpected output of runtime {op} for {id}")]
     Parse {
@@ -159,6 +174,7 @@ impl HasKind for RuntimeError {
             RuntimeError::NotExecutable { .. }
             | RuntimeError::Spawn { .. }
             | RuntimeError::Failed { .. }
+            | RuntimeError::InProcess { .. }
             | RuntimeError::Output { .. }
             | RuntimeError::Parse { .. } => ErrorKind::Internal,
         }
