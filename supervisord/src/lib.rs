@@ -31,6 +31,7 @@
 
 pub mod config;
 pub mod content;
+pub mod deferred;
 pub mod diff;
 pub mod error;
 pub mod events;

@@ -26,6 +26,7 @@ use tokio_stream::wrappers::UnixListenerStream;
 use tonic::transport::Server;
 
 use crate::config::Config;
+use crate::deferred::deferred;
 use crate::events::Exchange;
 use crate::gc::hooks::WithGc;
 use crate::lock::{LockError, RootLock};
@@ -204,25 +205,20 @@ impl Daemon {
             )),
         );
         // Images: content, snapshots and the differ open on a blocking thread (their
-        // databases' recovery after a kill -9 waits on the disk) while the tasks recover.
+        // databases' recovery after a kill -9 waits on the disk) while the tasks recover;
+        // the services that need them are registered now and wait for them (deferred.rs),
+        // the others serve as soon as the tasks are back.
         let (root, store_db) = (config.root.clone(), db.clone());
+        let opened_at = std::time::Instant::now();
         let stores = tokio::task::spawn_blocking(move || -> Result<_, ServerError> {
             let content = crate::content::LocalStore::open(&root, store_db.clone())?;
             let snapshots = crate::snapshots::Snapshotters::open(&root, store_db)?;
             let differ = crate::diff::Differ::open(&root, content.clone())?;
             Ok((content, snapshots, differ))
         });
+        let deletes = crate::gc::hooks::delete_events(&events);
         tasks.spawn_event_listener();
         tasks.recover().await;
-        let (content, snapshots, differ) = stores.await.map_err(|e| ServerError::Io {
-            what: "open stores",
-            path: config.root.clone(),
-            source: std::io::Error::other(e.to_string()),
-        })??;
-        // The collector runs once now.
-        let collector = crate::gc::Collector::new(db.clone(), content.clone(), snapshots.clone());
-        let (gc, gc_task) = crate::gc::spawn(collector);
-        let gc_watch = crate::gc::hooks::watch_deletes(&events, gc.clone());
         let m = MAX_MESSAGE_SIZE;
         macro_rules! svc {
             ($server:ident, $impl:expr) => {
@@ -231,6 +227,12 @@ impl Daemon {
                     .max_encoding_message_size(m)
             };
         }
+        let (leases_svc, leases_open) = deferred();
+        let (content_svc, content_open) = deferred();
+        let (images_svc, images_open) = deferred();
+        let (transfer_svc, transfer_open) = deferred();
+        let (diff_svc, diff_open) = deferred();
+        let (snapshots_svc, snapshots_open) = deferred();
         let router = Server::builder()
             .layer(crate::oversize::OversizeLayer)
             .trace_fn(|req| {
@@ -250,33 +252,12 @@ impl Daemon {
                 NamespacesServer,
                 NamespacesService::new(db.clone(), events.clone())
             ))
-            .add_service(svc!(
-                LeasesServer,
-                WithGc::new(LeasesService::new(db.clone()), gc.clone())
-            ))
-            .add_service(svc!(
-                ContentServer,
-                ContentService::new(content.clone(), events.clone())
-            ))
-            .add_service(svc!(
-                ImagesServer,
-                WithGc::new(ImagesService::new(db.clone(), events.clone()), gc.clone())
-            ))
-            .add_service(svc!(
-                TransferServer,
-                TransferService::new(crate::images::Transfer::new(
-                    content.clone(),
-                    db.clone(),
-                    snapshots.clone(),
-                    differ.clone(),
-                    config.registry.clone(),
-                ))
-            ))
-            .add_service(svc!(DiffServer, DiffService::new(differ)))
-            .add_service(svc!(
-                SnapshotsServer,
-                SnapshotsService::new(snapshots, events.clone(), gc.clone())
-            ))
+            .add_service(leases_svc)
+            .add_service(content_svc)
+            .add_service(images_svc)
+            .add_service(transfer_svc)
+            .add_service(diff_svc)
+            .add_service(snapshots_svc)
             .add_service(svc!(
                 ContainersServer,
                 ContainersService::new(db.clone(), events.clone())
@@ -289,24 +270,90 @@ impl Daemon {
         let mut server = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stop_rx.await;
         }));
+        tokio::pin!(shutdown);
+        let opened = async {
+            stores.await.map_err(|e| ServerError::Io {
+                what: "open stores",
+                path: config.root.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+        };
+        tokio::pin!(opened);
+        let (content, snapshots, differ) = tokio::select! {
+            res = &mut server => {
+                drop(socket);
+                return flatten(res);
+            }
+            () = &mut shutdown => {
+                // Shut down before the stores opened: the deferred services answer
+                // Unavailable to whoever still waits.
+                tracing::info!("shutting down before the stores opened");
+                events.close();
+                let _ = stop_tx.send(());
+                let res = finish(server).await;
+                // The opening thread holds the metadata store: let it end and drop what
+                // it opened, so the root can be opened again once serve() returns.
+                let _ = opened.await;
+                drop(socket);
+                return res;
+            }
+            res = &mut opened => match res {
+                Ok(stores) => stores,
+                Err(e) => {
+                    let _ = stop_tx.send(());
+                    let _ = finish(server).await;
+                    drop(socket);
+                    return Err(e);
+                }
+            },
+        };
+        tracing::info!(
+            elapsed_ms = opened_at.elapsed().as_secs_f64() * 1e3,
+            "stores open"
+        );
+        // The collector runs once now.
+        let collector = crate::gc::Collector::new(db.clone(), content.clone(), snapshots.clone());
+        let (gc, gc_task) = crate::gc::spawn(collector);
+        let gc_watch = crate::gc::hooks::watch_deletes(deletes, gc.clone());
+        leases_open.open(svc!(
+            LeasesServer,
+            WithGc::new(LeasesService::new(db.clone()), gc.clone())
+        ));
+        content_open.open(svc!(
+            ContentServer,
+            ContentService::new(content.clone(), events.clone())
+        ));
+        images_open.open(svc!(
+            ImagesServer,
+            WithGc::new(ImagesService::new(db.clone(), events.clone()), gc.clone())
+        ));
+        transfer_open.open(svc!(
+            TransferServer,
+            TransferService::new(crate::images::Transfer::new(
+                content.clone(),
+                db.clone(),
+                snapshots.clone(),
+                differ.clone(),
+                config.registry.clone(),
+            ))
+        ));
+        diff_open.open(svc!(DiffServer, DiffService::new(differ)));
+        snapshots_open.open(svc!(
+            SnapshotsServer,
+            SnapshotsService::new(snapshots, events.clone(), gc.clone())
+        ));
+
         tokio::select! {
             res = &mut server => {
                 drop(socket);
                 return flatten(res);
             }
-            () = shutdown => {}
+            () = &mut shutdown => {}
         }
         tracing::info!("shutting down: finishing in-flight requests");
         events.close();
         let _ = stop_tx.send(());
-        let res = match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
-            Ok(res) => flatten(res),
-            Err(_) => {
-                tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running; stopping");
-                server.abort();
-                Ok(())
-            }
-        };
+        let res = finish(server).await;
         drop(socket);
         // The collector holds the database open: let it end (every GC handle gone: the
         // services' with the server task, the watcher's with the closed exchange) so the
@@ -323,6 +370,20 @@ impl Daemon {
         }
         tracing::info!("berthd stopped");
         res
+    }
+}
+
+/// Let in-flight RPCs of a stopping server finish, up to [`SHUTDOWN_GRACE`].
+async fn finish(
+    mut server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+) -> Result<(), ServerError> {
+    match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+        Ok(res) => flatten(res),
+        Err(_) => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still running; stopping");
+            server.abort();
+            Ok(())
+        }
     }
 }
 

@@ -116,10 +116,21 @@ impl<S: leases::leases_server::Leases> leases::leases_server::Leases for WithGc<
 /// Topics whose events schedule a collection.
 pub const DELETE_TOPICS: [&str; 3] = ["/containers/delete", "/content/delete", "/snapshot/remove"];
 
-/// Schedule a collection on every delete event of [`DELETE_TOPICS`] (a task that ends
-/// when the exchange closes).
-pub fn watch_deletes(events: &Exchange, gc: Gc) -> tokio::task::JoinHandle<()> {
-    let stream = events.subscribe(Filter::all());
+/// The delete events to watch, subscribed now: a daemon subscribes before it serves and
+/// hands the stream to [`watch_deletes`] once its collector exists, so a delete in
+/// between still schedules a collection.
+pub fn delete_events(
+    events: &Exchange,
+) -> impl futures::Stream<Item = crate::events::Envelope> + Send + 'static {
+    events.subscribe(Filter::all())
+}
+
+/// Schedule a collection on every delete event of [`DELETE_TOPICS`] in `stream` (a task
+/// that ends when the exchange closes).
+pub fn watch_deletes(
+    stream: impl futures::Stream<Item = crate::events::Envelope> + Send + 'static,
+    gc: Gc,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(env) = stream.next().await {
