@@ -170,7 +170,24 @@ impl Launcher for ShimProcesses {
                 reason: "shim printed no address".into(),
             });
         }
-        self.dial(bundle, &address).await
+        // `berth-shim start` wrote shim.pid before it printed the address and returned
+        // once the shim served: a fresh shim needs no `Connect` round trip.
+        match bundle.shim_pid() {
+            Some(shim_pid) => {
+                let shim = GrpcShim::connect(&bundle.namespace, &address)
+                    .await
+                    .map_err(|e| TaskError::ShimStart {
+                        id: format!("{}/{}", bundle.namespace, bundle.id),
+                        reason: format!("connect {address}: {e}"),
+                    })?;
+                Ok(Connected {
+                    shim: Arc::new(shim),
+                    shim_pid,
+                    task_pid: 0,
+                })
+            }
+            None => self.dial(bundle, &address).await,
+        }
     }
 
     async fn connect(&self, bundle: &Bundle) -> Result<Connected, TaskError> {
