@@ -18,13 +18,12 @@
 mod daemon;
 mod grpc;
 pub mod images;
-pub mod registry;
 mod root;
 mod tools;
 
+pub use berth_test_support::registry::{self, Registry};
 pub use daemon::Berthd;
 pub use grpc::{block_on, channel, in_ns};
 pub use images::{Image, Images, images};
-pub use registry::Registry;
 pub use root::{is_ci, require_root};
 pub use tools::{Output, bin_path, ctr, ctr_ok, unique_name};

@@ -4,93 +4,16 @@
 //! `/usr/bin/script`; without them the test returns early, except under
 //! `CI=true`.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+use berth_test_support::registry::{REGISTRY_BIN, Registry};
+
 use super::{Daemon, NamespaceCgroups, unique, with_image};
 
-const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 const SCRIPT_BIN: &str = "/usr/bin/script";
-
-/// A registry with storage in a temp dir; killed on drop (the dir goes with it).
-struct Registry {
-    child: Child,
-    dir: tempfile::TempDir,
-    addr: String,
-}
-
-/// `GET /v2/` over HTTP/1.0: the status code, if the registry answered.
-fn v2_status(addr: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(1))).ok()?;
-    s.write_all(b"GET /v2/ HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).ok()?;
-    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::Builder::new()
-            .prefix("berthctl-registry-")
-            .tempdir()
-            .expect("registry dir");
-        let storage = dir.path().join("storage");
-        std::fs::create_dir(&storage).expect("storage dir");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: {addr}\n",
-                storage.display()
-            ),
-        )
-        .expect("registry config");
-        let log = std::fs::File::create(dir.path().join("registry.log")).expect("registry log");
-        let child = Command::new(REGISTRY_BIN)
-            .arg("serve")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn docker-registry");
-        let mut reg = Registry { child, dir, addr };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while v2_status(&reg.addr) != Some(200) {
-            if let Ok(Some(status)) = reg.child.try_wait() {
-                panic!("registry exited with {status}: {}", reg.log());
-            }
-            assert!(Instant::now() < deadline, "registry silent: {}", reg.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        reg
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Whether the registry and `script` are installed (panics under `CI=true`
 /// when they are not).
@@ -141,8 +64,8 @@ fn pull_prints_plain_lines_to_a_pipe_and_bars_to_a_terminal() {
         return;
     };
     let _cgroups = NamespaceCgroups(ns.clone());
-    let reg = Registry::start();
-    let remote = format!("{}/{ns}/busybox:latest", reg.addr);
+    let reg = Registry::start().expect("registry");
+    let remote = format!("{}/{ns}/busybox:latest", reg.addr());
     d.ok(&ns, &["images", "push", &image, &remote]);
     let blobs = blob_ids(&d, &ns, &image);
     let target = serde_json::from_str::<Value>(&d.ok(&ns, &["images", "inspect", &image]))
