@@ -4,7 +4,7 @@
 #
 #   e2e     `ctr run --rm IMG id true`, berthd vs containerd+runc, runs interleaved
 #   mem     20 sleeping tasks per daemon: mean VmRSS and threads per shim
-#   thru    50 sequential `ctr run -d` starts: total time and rate
+#   thru    50 sequential `ctr run -d` starts: total time and rate (halves ordered ABBA)
 #   restart 100 live tasks: kill -9 the daemon, restart it, time until Tasks.List shows
 #           all 100 RUNNING. Main figure: supervisord/examples/ready_probe spawns the
 #           daemon itself (exact t0), dials its socket as soon as it accepts and calls
@@ -470,22 +470,31 @@ fi  # mem
 
 # --------------------------------------------------------------- thru ----
 if want thru; then
-log "thru: $N_THRU sequential ctr run -d per daemon"
-declare -A thru_ms=()
-for who in berth cd-host; do
+log "thru: $N_THRU sequential ctr run -d per daemon, in two halves ordered berth, containerd, containerd, berth"
+# ABBA halves: a drift of the host's load between the first and the last seconds
+# weighs on both daemons alike (one block of 50 each favoured whoever ran in the
+# quieter half).
+declare -A thru_ms=([berth]=0 [cd-host]=0)
+thru_ok=1
+half=$((N_THRU / 2))
+: > "$RESULTS/samples/thru-berth.txt"; : > "$RESULTS/samples/thru-cd-host.txt"
+for who in berth cd-host cd-host berth; do
   f=$RESULTS/samples/thru-$who.txt
-  : > "$f"
-  t0=$EPOCHREALTIME ok=1
-  for ((i = 0; i < N_THRU; i++)); do
+  if [[ $who == berth ]]; then from=${thru_next_b:-0}; else from=${thru_next_c:-0}; fi
+  to=$((from == 0 ? half : N_THRU))
+  t0=$EPOCHREALTIME
+  for ((i = from; i < to; i++)); do
     if [[ $who == berth ]]; then
-      timed_run "$f" "berthd thru #$i" bctr run -d --null-io "$IMG" "thru-b-$i" sleep 100000 || { ok=0; break; }
+      timed_run "$f" "berthd thru #$i" bctr run -d --null-io "$IMG" "thru-b-$i" sleep 100000 || { thru_ok=0; break 2; }
     else
-      timed_run "$f" "containerd thru #$i" cctr cd-host run -d --null-io "$IMG" "thru-c-$i" sleep 100000 || { ok=0; break; }
+      timed_run "$f" "containerd thru #$i" cctr cd-host run -d --null-io "$IMG" "thru-c-$i" sleep 100000 || { thru_ok=0; break 2; }
     fi
   done
   ms_between "$t0" "$EPOCHREALTIME"
-  ((ok)) && thru_ms[$who]=$REPLY
+  thru_ms[$who]=$(python3 -c "print(f'{${thru_ms[$who]} + $REPLY:.3f}')")
+  if [[ $who == berth ]]; then thru_next_b=$to; else thru_next_c=$to; fi
 done
+((thru_ok)) || thru_ms=()
 if [[ -n ${thru_ms[berth]:-} && -n ${thru_ms[cd-host]:-} ]]; then
   rate_b=$(python3 -c "print(f'{$N_THRU / (${thru_ms[berth]} / 1000):.1f}')")
   rate_c=$(python3 -c "print(f'{$N_THRU / (${thru_ms[cd-host]} / 1000):.1f}')")
