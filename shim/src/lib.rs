@@ -3,9 +3,11 @@
 //! One detached process per task. berthd runs `berth-shim start`, which binds
 //! the shim socket and re-execs the binary as the long-lived `serve` process:
 //! a child subreaper running a current-thread tokio runtime that serves
-//! `berth.shim.v1.Shim` over gRPC. The container itself is created by
-//! re-executing the binary once more as `berth-shim runtime …` (the embedded
-//! runtime's runc CLI) so nothing ever forks from the server.
+//! `berth.shim.v1.Shim` over gRPC. The container's processes are created by
+//! re-executing the binary once more as `berth-shim runtime create|exec …`
+//! (the embedded runtime's runc CLI) so nothing ever forks from the server;
+//! the verbs that fork nothing (start, kill, delete, pause, ...) run in the
+//! server through the runtime library (runtime/embedded.rs).
 //!
 //! ```text
 //! src/
@@ -18,7 +20,7 @@
 //!   service.rs     the gRPC adapter (proto <-> task domain)
 //!   task/          the task domain: init + execs, state machine, lifecycle
 //!   reaper.rs      the one owner of waitpid
-//!   runtime/       Runtime trait, Exec (re-exec runtime CLI), Fake
+//!   runtime/       Runtime trait, Exec (re-exec runtime CLI), Embedded, Fake
 //!   io/            FIFOs, log files, container.log, console socket, copies
 //!   mount.rs       rootfs mounts (Mounter trait, Linux, Fake)
 //!   events.rs      ordered event queue forwarded to berthd with retry
