@@ -37,6 +37,7 @@
 pub mod any;
 pub mod error;
 pub mod metadata;
+mod status;
 pub mod transport;
 
 pub use error::{ErrorKind, HasKind, status};

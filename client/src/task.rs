@@ -37,14 +37,9 @@ impl Stdio<'_> {
 
 /// A task's status name as ctr prints it (`running`, `stopped`, …).
 pub fn status_name(status: i32) -> &'static str {
-    match Status::try_from(status).unwrap_or(Status::Unknown) {
-        Status::Unknown => "unknown",
-        Status::Created => "created",
-        Status::Running => "running",
-        Status::Stopped => "stopped",
-        Status::Paused => "paused",
-        Status::Pausing => "pausing",
-    }
+    Status::try_from(status)
+        .unwrap_or(Status::Unknown)
+        .lower_name()
 }
 
 impl Client {

@@ -11,8 +11,6 @@
 
 use std::borrow::Cow;
 
-use berth_api::containerd::v1::types::Status;
-
 use super::manager::{ProcessState, Task};
 use crate::filters::Adaptor;
 
@@ -35,18 +33,6 @@ pub(super) struct ProcessFields<'a> {
     pub(super) process: &'a ProcessState,
 }
 
-/// containerd's client-side name of a process status.
-pub fn status_name(s: Status) -> &'static str {
-    match s {
-        Status::Unknown => "unknown",
-        Status::Created => "created",
-        Status::Running => "running",
-        Status::Stopped => "stopped",
-        Status::Paused => "paused",
-        Status::Pausing => "pausing",
-    }
-}
-
 fn non_empty(s: &str) -> Option<Cow<'_, str>> {
     (!s.is_empty()).then_some(Cow::Borrowed(s))
 }
@@ -60,7 +46,7 @@ impl Adaptor for ProcessFields<'_> {
             "container_id" => Some(Cow::Borrowed(&p.container_id)),
             "namespace" => Some(Cow::Borrowed(self.namespace)),
             "pid" => Some(Cow::Owned(p.pid.to_string())),
-            "status" => Some(Cow::Borrowed(status_name(p.status))),
+            "status" => Some(Cow::Borrowed(p.status.lower_name())),
             "exit_status" => Some(Cow::Owned(p.exit_status.to_string())),
             "terminal" => Some(Cow::Borrowed(if p.stdio.terminal {
                 "true"
@@ -80,6 +66,7 @@ mod tests {
     use super::*;
     use crate::filters::Filter;
     use crate::tasks::manager::Stdio;
+    use berth_api::containerd::v1::types::Status;
 
     fn process(id: &str, status: Status, exit_status: u32) -> ProcessState {
         ProcessState {
@@ -129,19 +116,5 @@ mod tests {
         assert_eq!(ids("stdout", &all).len(), 3);
         assert!(ids("stdin", &all).is_empty());
         assert!(ids("labels.x==y", &all).is_empty());
-    }
-
-    #[test]
-    fn status_names_are_lower_case() {
-        for s in [
-            Status::Unknown,
-            Status::Created,
-            Status::Running,
-            Status::Stopped,
-            Status::Paused,
-            Status::Pausing,
-        ] {
-            assert_eq!(status_name(s), s.as_str_name().to_ascii_lowercase());
-        }
     }
 }
