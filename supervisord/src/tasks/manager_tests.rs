@@ -48,6 +48,19 @@ fn env() -> Env {
 }
 
 impl Env {
+    /// berthd "restarts": a fresh manager over the same store, state dir and shims; the
+    /// old one is dropped with everything it watched. Returns the new one.
+    fn restart(&mut self) -> TaskManager {
+        let mgr = TaskManager::new(
+            self.db.clone(),
+            self.events.clone(),
+            self.state.clone(),
+            self.launcher.clone(),
+        );
+        drop(std::mem::replace(&mut self.mgr, mgr.clone()));
+        mgr
+    }
+
     fn container(&self, id: &str, runtime: &str, spec: &[u8]) {
         let mut c = Container::new(id);
         c.runtime = Runtime {
@@ -440,14 +453,8 @@ async fn recovery_reconnects_live_shims_and_cleans_dead_ones() {
 
     // berthd goes away; meanwhile one task exits and one shim dies.
     let launcher = e.launcher.clone();
-    let mgr2 = TaskManager::new(
-        e.db.clone(),
-        e.events.clone(),
-        e.state.clone(),
-        launcher.clone(),
-    );
     // The old manager is gone with everything it watched.
-    drop(std::mem::replace(&mut e.mgr, mgr2.clone()));
+    e.restart();
     launcher.shim(NS, "exited").exit("", 7);
     {
         let dead = launcher.shim(NS, "dead");
@@ -458,12 +465,7 @@ async fn recovery_reconnects_live_shims_and_cleans_dead_ones() {
     // Its process is alive but it does not answer.
     launcher.shim(NS, "hung").st().dead = true;
 
-    let mgr2 = TaskManager::new(
-        e.db.clone(),
-        e.events.clone(),
-        e.state.clone(),
-        launcher.clone(),
-    );
+    let mgr2 = e.restart();
     let mut events = Box::pin(e.events.subscribe(Filter::all()));
     let found = mgr2.recover().await;
     assert_eq!((found.live, found.dead, found.empty_dirs), (3, 1, 1));
@@ -549,13 +551,7 @@ async fn recovery_removes_a_shim_without_container() {
     e.create("c1").await.expect("create");
     // As if berthd died between starting the shim and Create.
     e.launcher.shim(NS, "c1").st().procs.clear();
-    let mgr2 = TaskManager::new(
-        e.db.clone(),
-        e.events.clone(),
-        e.state.clone(),
-        e.launcher.clone(),
-    );
-    drop(std::mem::replace(&mut e.mgr, mgr2.clone()));
+    let mgr2 = e.restart();
     mgr2.recover().await;
     let shim = e.launcher.shim(NS, "c1");
     tokio::time::timeout(T, async {
@@ -587,13 +583,7 @@ async fn client_state_confirms_recovered_shims_before_the_background_check() {
         e.mgr.start(NS, id, "").await.expect("start");
     }
     let launcher = e.launcher.clone();
-    let mgr2 = TaskManager::new(
-        e.db.clone(),
-        e.events.clone(),
-        e.state.clone(),
-        launcher.clone(),
-    );
-    drop(std::mem::replace(&mut e.mgr, mgr2.clone()));
+    let mgr2 = e.restart();
     let states = |id: &str| {
         launcher
             .shim(NS, id)
