@@ -279,6 +279,15 @@ impl Daemon {
             })?
         };
         tokio::pin!(opened);
+        // Dropped on an early return, so that waiting calls get `Unavailable` at once.
+        let openers = (
+            leases_open,
+            content_open,
+            images_open,
+            transfer_open,
+            diff_open,
+            snapshots_open,
+        );
         let (content, snapshots, differ) = tokio::select! {
             res = &mut server => {
                 drop(socket);
@@ -288,6 +297,7 @@ impl Daemon {
                 // Shut down before the stores opened: the deferred services answer
                 // Unavailable to whoever still waits.
                 tracing::info!("shutting down before the stores opened");
+                drop(openers);
                 events.close();
                 let _ = stop_tx.send(());
                 let res = finish(server).await;
@@ -300,6 +310,7 @@ impl Daemon {
             res = &mut opened => match res {
                 Ok(stores) => stores,
                 Err(e) => {
+                    drop(openers);
                     let _ = stop_tx.send(());
                     let _ = finish(server).await;
                     drop(socket);
@@ -315,6 +326,8 @@ impl Daemon {
         let collector = crate::gc::Collector::new(db.clone(), content.clone(), snapshots.clone());
         let (gc, gc_task) = crate::gc::spawn(collector);
         let gc_watch = crate::gc::hooks::watch_deletes(deletes, gc.clone());
+        let (leases_open, content_open, images_open, transfer_open, diff_open, snapshots_open) =
+            openers;
         leases_open.open(svc!(
             LeasesServer,
             WithGc::new(LeasesService::new(db.clone()), gc.clone())
