@@ -21,7 +21,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use berth_runtime::{ErrorKind as RuntimeKind, RuntimeRoot};
+use berth_runtime::RuntimeRoot;
 
 use super::exec::RUNTIME_OVERRIDE_ENV;
 use super::{CreateOpts, Exec, ExecOpts, Runtime, RuntimeError};
@@ -80,20 +80,13 @@ pub fn has_later_hooks(bundle: &Path) -> bool {
 /// The [`RuntimeError`] of a failed in-process verb: the library's kind picks the
 /// variant, as the helper's log record's kind does (see `log::failure`).
 pub fn failure(op: &'static str, id: &str, e: berth_runtime::Error) -> RuntimeError {
-    let id = id.to_owned();
-    match e.kind() {
-        RuntimeKind::ExecutableNotFound => RuntimeError::ExecutableNotFound {
+    RuntimeError::of_kind(op, id, Some(e.kind()), &e.to_string()).unwrap_or_else(|| {
+        RuntimeError::InProcess {
             op,
-            id,
-            message: e.to_string(),
-        },
-        RuntimeKind::NotExecutable => RuntimeError::NotExecutable {
-            op,
-            id,
-            message: e.to_string(),
-        },
-        _ => RuntimeError::InProcess { op, id, source: e },
-    }
+            id: id.to_owned(),
+            source: e,
+        }
+    })
 }
 
 impl Runtime for Embedded {
@@ -205,6 +198,30 @@ mod tests {
         assert!(has_later_hooks(dir.path()));
         std::fs::write(dir.path().join("config.json"), "{not json").expect("write");
         assert!(has_later_hooks(dir.path()), "unreadable spec: helper");
+    }
+
+    #[test]
+    fn a_missing_or_unusable_command_keeps_its_variant_and_code() {
+        let exec = |errno| berth_runtime::Error::Exec {
+            id: "c1".into(),
+            source: berth_runtime::ExecError {
+                command: "nosuchcmd".into(),
+                errno,
+                searched_path: true,
+            },
+        };
+        let e = failure("start", "c1", exec(nix::errno::Errno::ENOENT));
+        assert!(matches!(
+            &e,
+            RuntimeError::ExecutableNotFound { op: "start", .. }
+        ));
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        assert!(e.to_string().contains("executable file not found"), "{e}");
+        let e = failure("start", "c1", exec(nix::errno::Errno::EACCES));
+        assert!(matches!(
+            &e,
+            RuntimeError::NotExecutable { op: "start", .. }
+        ));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The runtime's `--log` file (`<bundle>/log.json`, runc's JSON lines, see
 //! [`berth_runtime::log`]): what a failed runtime command said, and the one
-//! place a runtime failure becomes a [`RuntimeError`] variant.
+//! place a helper's failure becomes a [`RuntimeError`] (the kind-to-variant rule
+//! is `RuntimeError::of_kind`).
 //!
 //! Each command appends to the same file; the reader starts at the length
 //! the file had before the command ran, so an older command's error is never
@@ -54,19 +55,12 @@ pub fn failure(
         Some(r) if !r.msg.trim().is_empty() => r.msg.trim().to_owned(),
         _ => stderr.trim().to_owned(),
     };
-    let id = id.to_owned();
-    match kind {
-        Some(RuntimeKind::ExecutableNotFound) => {
-            RuntimeError::ExecutableNotFound { op, id, message }
-        }
-        Some(RuntimeKind::NotExecutable) => RuntimeError::NotExecutable { op, id, message },
-        _ => RuntimeError::Failed {
-            op,
-            id,
-            status,
-            message,
-        },
-    }
+    RuntimeError::of_kind(op, id, kind, &message).unwrap_or_else(|| RuntimeError::Failed {
+        op,
+        id: id.to_owned(),
+        status,
+        message,
+    })
 }
 
 #[cfg(test)]

@@ -163,6 +163,30 @@ pub enum RuntimeError {
     },
 }
 
+impl RuntimeError {
+    /// The variant of a failure whose runtime error kind says what went wrong with the
+    /// container's command; `None` for every other kind (the caller's generic variant).
+    /// The one place a runtime kind picks a variant, for the helper's log records
+    /// (`log::failure`) and the in-process verbs (`embedded::failure`).
+    fn of_kind(
+        op: &'static str,
+        id: &str,
+        kind: Option<berth_runtime::ErrorKind>,
+        message: &str,
+    ) -> Option<RuntimeError> {
+        let (id, message) = (id.to_owned(), message.to_owned());
+        match kind? {
+            berth_runtime::ErrorKind::ExecutableNotFound => {
+                Some(RuntimeError::ExecutableNotFound { op, id, message })
+            }
+            berth_runtime::ErrorKind::NotExecutable => {
+                Some(RuntimeError::NotExecutable { op, id, message })
+            }
+            _ => None,
+        }
+    }
+}
+
 impl HasKind for RuntimeError {
     /// A missing command is `NotFound` (the client's 127; containerd sends
     /// `Unknown` for every runc failure, and ctr prints the message and exits
