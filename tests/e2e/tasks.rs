@@ -757,3 +757,87 @@ fn shim_killed_while_berthd_is_down_is_cleaned_at_restart() {
     }
     ctr_ok(&s, &ns, &["containers", "rm", "gone"]);
 }
+
+#[test]
+fn poststart_and_poststop_hooks_run_around_the_task() {
+    if !require_root("poststart_and_poststop_hooks_run_around_the_task") {
+        return;
+    }
+    let d = Berthd::start();
+    let ns = d.namespace();
+    let rootfs = Rootfs::busybox();
+    let marks = tempfile::Builder::new()
+        .prefix("berth-e2e-hooks-")
+        .tempdir()
+        .expect("marks dir");
+    let s = d.socket();
+    ctr_ok(
+        &s,
+        &ns,
+        &[
+            "containers",
+            "create",
+            "--rootfs",
+            &rootfs.arg(),
+            "h1",
+            "sleep",
+            "1000",
+        ],
+    );
+    // Each hook writes the state it reads on stdin (the OCI state JSON) to a file.
+    let hook = |name: &str| {
+        serde_json::json!({
+            "path": "/bin/sh",
+            "args": ["sh", "-c", format!("cat > {}/{name}", marks.path().display())],
+        })
+    };
+    rt().block_on(async {
+        let client = berth_client::Client::connect(&s)
+            .await
+            .expect("connect")
+            .with_namespace(&ns)
+            .expect("namespace");
+        let mut c = client
+            .containers()
+            .get(cpb::GetContainerRequest { id: "h1".into() })
+            .await
+            .expect("get h1")
+            .into_inner()
+            .container
+            .expect("container");
+        let spec = c.spec.as_mut().expect("spec");
+        let mut json: serde_json::Value = serde_json::from_slice(&spec.value).expect("spec json");
+        json["hooks"] = serde_json::json!({
+            "poststart": [hook("poststart")],
+            "poststop": [hook("poststop")],
+        });
+        spec.value = serde_json::to_vec(&json).expect("encode spec");
+        client
+            .containers()
+            .update(cpb::UpdateContainerRequest {
+                container: Some(c),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["spec".into()],
+                }),
+            })
+            .await
+            .expect("update spec");
+    });
+    ctr_ok(&s, &ns, &["tasks", "start", "-d", "--null-io", "h1"]);
+    let started = std::fs::read_to_string(marks.path().join("poststart"))
+        .expect("poststart hook ran before Start answered");
+    assert!(started.contains(r#""id":"h1""#), "{started}");
+    assert!(
+        !marks.path().join("poststop").exists(),
+        "poststop ran early"
+    );
+    ctr_ok(&s, &ns, &["tasks", "kill", "-s", "SIGKILL", "h1"]);
+    eventually(Duration::from_secs(5), "h1 stopped", || {
+        task(&d, &ns, "h1").is_some_and(|t| t.1 == "STOPPED")
+    });
+    ctr_ok(&s, &ns, &["tasks", "rm", "h1"]);
+    let stopped = std::fs::read_to_string(marks.path().join("poststop"))
+        .expect("poststop hook ran before Delete answered");
+    assert!(stopped.contains(r#""id":"h1""#), "{stopped}");
+    ctr_ok(&s, &ns, &["containers", "rm", "h1"]);
+}
