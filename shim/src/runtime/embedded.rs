@@ -11,8 +11,11 @@
 //! - No verb here waits for a child: the [`crate::reaper::Reaper`] owns `waitpid`.
 //!   The library's verbs other than `create`/`exec` only signal, poll `/proc` (a
 //!   zombie counts as gone) and touch cgroup and state files — except hooks, which
-//!   it spawns and waits for. So a container whose spec has poststart or poststop
-//!   hooks keeps every verb on the helper (decided from `config.json` at create).
+//!   it spawns and waits for, each for up to its timeout: in the shim that would
+//!   reap children behind the reaper's back and stall every RPC meanwhile. So a
+//!   container whose spec has poststart or poststop hooks keeps `start` and
+//!   `delete` on the helper (decided from `config.json` at create; the other verbs
+//!   run no hooks).
 //! - Each verb blocks the (single-threaded) shim while it runs; all are short (a
 //!   `delete` of a running container waits for its SIGKILLed init, which the
 //!   kernel makes quick; a zombie does not count).
