@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::interactive::{Tmux, berthctl_line, exit_status, have_tmux, keep_panes};
-use super::{Containers, NamespaceCgroups, unique, with_image};
+use super::{Containers, NamespaceCgroups, named_container, unique, with_image};
 
 #[test]
 fn attach_joins_a_detached_interactive_container() {
@@ -104,12 +104,7 @@ fn attach_to_a_detached_terminal_through_tmux() {
         return;
     };
     let _cgroups = NamespaceCgroups(ns.clone());
-    let name = unique("datt");
-    let _guard = Containers {
-        daemon: &d,
-        ns: ns.clone(),
-        ids: vec![name.clone()],
-    };
+    let (name, _guard) = named_container(&d, &ns, "datt");
     d.ok(&ns, &["run", "-d", "-it", "--name", &name, &image, "sh"]);
     let conf = keep_panes(d.dir.path());
     let tmux = Tmux::start(&conf, &berthctl_line(&d, &ns, &["attach", &name]));

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::{Containers, Daemon, NamespaceCgroups, unique, with_image};
+use super::{Daemon, NamespaceCgroups, named_container, unique, with_image};
 
 /// A tmux server on its own socket (`tmux -L NAME`); killed, and its
 /// socket file removed, on drop.
@@ -174,12 +174,7 @@ fn run_it_gives_a_prompt_computes_and_follows_resizes() {
         return;
     };
     let _cgroups = NamespaceCgroups(ns.clone());
-    let name = unique("tty");
-    let _guard = Containers {
-        daemon: &d,
-        ns: ns.clone(),
-        ids: vec![name.clone()],
-    };
+    let (name, _guard) = named_container(&d, &ns, "tty");
     let conf = keep_panes(d.dir.path());
     let line = berthctl_line(
         &d,

@@ -446,6 +446,17 @@ impl Drop for Containers<'_> {
     }
 }
 
+/// A fresh container name with `prefix`, and the guard that removes it on drop.
+fn named_container<'a>(daemon: &'a Daemon, ns: &str, prefix: &str) -> (String, Containers<'a>) {
+    let name = unique(prefix);
+    let guard = Containers {
+        daemon,
+        ns: ns.to_owned(),
+        ids: vec![name.clone()],
+    };
+    (name, guard)
+}
+
 /// Removes the namespace's parent cgroups (`/<ns>` under every v1
 /// controller and the unified mount) that the runtime leaves behind.
 struct NamespaceCgroups(String);
@@ -653,12 +664,7 @@ fn run_forwards_sigterm_and_returns_the_trap_status() {
         return;
     };
     let _cgroups = NamespaceCgroups(ns.clone());
-    let name = unique("sig");
-    let _guard = Containers {
-        daemon: &d,
-        ns: ns.clone(),
-        ids: vec![name.clone()],
-    };
+    let (name, _guard) = named_container(&d, &ns, "sig");
     let mut child = d
         .ctl_cmd(
             &ns,

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Containers, NamespaceCgroups, unique, with_image};
+use super::{NamespaceCgroups, named_container, with_image};
 
 /// Whether `text` is a size as `human_size` prints it (`0B`, `1.5kB`, `12MB`).
 fn is_size(text: &str) -> bool {
@@ -22,12 +22,7 @@ fn stats_no_stream_prints_a_table_row_and_json_per_container() {
         return;
     };
     let _cgroups = NamespaceCgroups(ns.clone());
-    let name = unique("stats");
-    let _guard = Containers {
-        daemon: &d,
-        ns: ns.clone(),
-        ids: vec![name.clone()],
-    };
+    let (name, _guard) = named_container(&d, &ns, "stats");
     let printed = d.ok(&ns, &["run", "-d", "--name", &name, &image, "sleep", "300"]);
     assert_eq!(printed.trim(), name);
 
