@@ -46,6 +46,17 @@ impl Rootfs {
     }
 }
 
+/// A daemon, a fresh namespace and a busybox rootfs for `test`; `None` without root
+/// (which fails the test under `CI=true`, see `require_root`).
+fn daemon_with_rootfs(test: &str) -> Option<(Berthd, String, Rootfs)> {
+    if !require_root(test) {
+        return None;
+    }
+    let d = Berthd::start();
+    let ns = d.namespace();
+    Some((d, ns, Rootfs::busybox()))
+}
+
 /// Polls `cond` every 10 ms until it holds; panics with `what` after `limit`.
 fn eventually(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
@@ -188,12 +199,9 @@ impl Drop for Events {
 
 #[test]
 fn run_rm_delivers_stdio_and_exit_code() {
-    if !require_root("run_rm_delivers_stdio_and_exit_code") {
+    let Some((d, ns, rootfs)) = daemon_with_rootfs("run_rm_delivers_stdio_and_exit_code") else {
         return;
-    }
-    let d = Berthd::start();
-    let ns = d.namespace();
-    let rootfs = Rootfs::busybox();
+    };
     let out = ctr(
         &d.socket(),
         &ns,
@@ -219,12 +227,9 @@ fn run_rm_delivers_stdio_and_exit_code() {
 
 #[test]
 fn detached_task_lifecycle_with_events() {
-    if !require_root("detached_task_lifecycle_with_events") {
+    let Some((d, ns, rootfs)) = daemon_with_rootfs("detached_task_lifecycle_with_events") else {
         return;
-    }
-    let d = Berthd::start();
-    let ns = d.namespace();
-    let rootfs = Rootfs::busybox();
+    };
     let s = d.socket();
     let mut events = Events::start(&d);
 
@@ -391,12 +396,10 @@ fn restart_keeps_live_tasks_and_reports_exits() {
 
 #[test]
 fn killed_shim_is_cleaned_up_within_a_second() {
-    if !require_root("killed_shim_is_cleaned_up_within_a_second") {
+    let Some((d, ns, rootfs)) = daemon_with_rootfs("killed_shim_is_cleaned_up_within_a_second")
+    else {
         return;
-    }
-    let d = Berthd::start();
-    let ns = d.namespace();
-    let rootfs = Rootfs::busybox();
+    };
     let s = d.socket();
     ctr_ok(
         &s,
@@ -445,6 +448,15 @@ fn killed_shim_is_cleaned_up_within_a_second() {
     assert!(!mounts.contains(&state), "mounts left under the state dir");
 }
 
+/// A client of the daemon on `socket`, in namespace `ns`.
+async fn client_in(socket: &Path, ns: &str) -> berth_client::Client {
+    berth_client::Client::connect(socket)
+        .await
+        .expect("connect")
+        .with_namespace(ns)
+        .expect("namespace")
+}
+
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -454,12 +466,9 @@ fn rt() -> tokio::runtime::Runtime {
 
 #[test]
 fn bad_input_gets_containerd_codes() {
-    if !require_root("bad_input_gets_containerd_codes") {
+    let Some((d, ns, rootfs)) = daemon_with_rootfs("bad_input_gets_containerd_codes") else {
         return;
-    }
-    let d = Berthd::start();
-    let ns = d.namespace();
-    let rootfs = Rootfs::busybox();
+    };
     let s = d.socket();
     ctr_ok(
         &s,
@@ -476,11 +485,7 @@ fn bad_input_gets_containerd_codes() {
     );
 
     rt().block_on(async {
-        let client = berth_client::Client::connect(&s)
-            .await
-            .expect("connect")
-            .with_namespace(&ns)
-            .expect("namespace");
+        let client = client_in(&s, &ns).await;
         let mut tasks = client.tasks();
         let create = |id: &str| tpb::CreateTaskRequest {
             container_id: id.into(),
@@ -760,12 +765,11 @@ fn shim_killed_while_berthd_is_down_is_cleaned_at_restart() {
 
 #[test]
 fn poststart_and_poststop_hooks_run_around_the_task() {
-    if !require_root("poststart_and_poststop_hooks_run_around_the_task") {
+    let Some((d, ns, rootfs)) =
+        daemon_with_rootfs("poststart_and_poststop_hooks_run_around_the_task")
+    else {
         return;
-    }
-    let d = Berthd::start();
-    let ns = d.namespace();
-    let rootfs = Rootfs::busybox();
+    };
     let marks = tempfile::Builder::new()
         .prefix("berth-e2e-hooks-")
         .tempdir()
@@ -792,11 +796,7 @@ fn poststart_and_poststop_hooks_run_around_the_task() {
         })
     };
     rt().block_on(async {
-        let client = berth_client::Client::connect(&s)
-            .await
-            .expect("connect")
-            .with_namespace(&ns)
-            .expect("namespace");
+        let client = client_in(&s, &ns).await;
         let mut c = client
             .containers()
             .get(cpb::GetContainerRequest { id: "h1".into() })
