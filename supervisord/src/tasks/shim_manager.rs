@@ -133,14 +133,20 @@ impl ShimProcesses {
         Ok(out.stdout)
     }
 
-    async fn dial(&self, bundle: &Bundle, address: &str) -> Result<Connected, TaskError> {
-        let id = format!("{}/{}", bundle.namespace, bundle.id);
-        let shim = GrpcShim::connect(&bundle.namespace, address)
+    /// A connection to the shim at `address` (no RPC yet).
+    async fn channel(bundle: &Bundle, address: &str) -> Result<GrpcShim, TaskError> {
+        GrpcShim::connect(&bundle.namespace, address)
             .await
             .map_err(|e| TaskError::ShimStart {
-                id: id.clone(),
+                id: format!("{}/{}", bundle.namespace, bundle.id),
                 reason: format!("connect {address}: {e}"),
-            })?;
+            })
+    }
+
+    /// Connect and ask the shim who it is (`Connect`: its pid and the task's).
+    async fn dial(&self, bundle: &Bundle, address: &str) -> Result<Connected, TaskError> {
+        let id = format!("{}/{}", bundle.namespace, bundle.id);
+        let shim = Self::channel(bundle, address).await?;
         let req = pb::ConnectRequest {
             id: bundle.id.clone(),
         };
@@ -173,19 +179,11 @@ impl Launcher for ShimProcesses {
         // `berth-shim start` wrote shim.pid before it printed the address and returned
         // once the shim served: a fresh shim needs no `Connect` round trip.
         match bundle.shim_pid() {
-            Some(shim_pid) => {
-                let shim = GrpcShim::connect(&bundle.namespace, &address)
-                    .await
-                    .map_err(|e| TaskError::ShimStart {
-                        id: format!("{}/{}", bundle.namespace, bundle.id),
-                        reason: format!("connect {address}: {e}"),
-                    })?;
-                Ok(Connected {
-                    shim: Arc::new(shim),
-                    shim_pid,
-                    task_pid: 0,
-                })
-            }
+            Some(shim_pid) => Ok(Connected {
+                shim: Arc::new(Self::channel(bundle, &address).await?),
+                shim_pid,
+                task_pid: 0,
+            }),
             None => self.dial(bundle, &address).await,
         }
     }
