@@ -902,9 +902,10 @@ async fn failed_create_says_its_error_once_and_copies_nothing() {
     assert_eq!(out_reader.await.expect("stdout"), "");
     let log = std::fs::read_to_string(w.bundle.join("container.log")).unwrap_or_default();
     assert!(!log.contains("nosuchcmd"), "container.log: {log}");
-    let runtime_log = std::fs::read_to_string(w.bundle.join(berth_shim::paths::RUNTIME_LOG))
-        .expect("runtime log");
-    assert!(runtime_log.contains("nosuchcmd"), "{runtime_log}");
+    // Created in the shim's own process: the failure is in the shim's log.
+    let shim_log =
+        std::fs::read_to_string(w.bundle.join(berth_shim::paths::SHIM_LOG)).expect("shim log");
+    assert!(shim_log.contains("nosuchcmd"), "{shim_log}");
     assert!(
         !w.rootfs_mounted(),
         "rootfs unmounted after the failed create"

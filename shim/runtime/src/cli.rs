@@ -65,6 +65,7 @@ impl CreateArgs {
             console_socket: self.console_socket.clone(),
             preserve_fds: self.preserve_fds,
             no_pivot: self.no_pivot,
+            stdio: None,
         }
     }
 }

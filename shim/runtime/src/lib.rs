@@ -24,13 +24,16 @@
 //! ```
 //!
 //! # Library API (used by berth-shim)
-//! Every function must be called from a **single-threaded** process (they fork): the
-//! shim re-execs itself into a helper before any async runtime exists.
+//! `create` and `exec` fork: call them from a **single-threaded** process only. The
+//! shim calls `create` from its serving process (one thread, its async runtime
+//! current-thread, checked before each call) and re-execs itself into a helper for
+//! `exec` and whenever that does not hold.
 //! - [`cli_main`]`(args) -> i32`: exactly `berth-runc`.
 //! - [`create`]`(&RuntimeRoot, id, bundle, &CreateOptions) -> Result<i32>`: the init's
-//!   host pid. The init's stdio are the caller's fds 0, 1, 2. The caller's process ends
-//!   up the init's grandparent: once `create` returns, the init has been reparented to
-//!   the nearest `PR_SET_CHILD_SUBREAPER` ancestor (the shim) or pid 1.
+//!   host pid. The init's stdio are `CreateOptions::stdio`, or else the caller's fds
+//!   0, 1, 2. The caller's process ends up the init's grandparent: once `create`
+//!   returns, the init has been reparented to the nearest `PR_SET_CHILD_SUBREAPER`
+//!   ancestor (the shim) or pid 1.
 //! - [`start`], [`state`] -> [`State`], [`kill`]`(root, id, Signal, all)`,
 //!   [`delete`]`(root, id, force)`, [`list`].
 //! - [`exec`]`(root, id, &ExecOptions) -> Result<i32>`: pid of the new process once it

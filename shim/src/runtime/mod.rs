@@ -1,9 +1,9 @@
 //! How the shim drives the OCI runtime: the [`Runtime`] role with the
 //! [`Exec`] backend (re-executing this binary as `berth-shim runtime …`, the
-//! embedded runtime's runc-compatible CLI, so the server never forks a
-//! container itself), the [`Embedded`] backend the shim serves with (the verbs
-//! that do not fork in-process, `create` and `exec` through [`Exec`]) and, for
-//! unit tests, a recording `Fake`.
+//! embedded runtime's runc-compatible CLI), the [`Embedded`] backend the shim
+//! serves with (the verbs in-process, `create` too while the shim is
+//! single-threaded; `exec` and the cases its module doc lists through [`Exec`])
+//! and, for unit tests, a recording `Fake`.
 //!
 //! Contract of every method: it returns once the runtime command finished.
 //! `create` and `exec` return the pid of the process they created (read from

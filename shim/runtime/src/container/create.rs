@@ -111,7 +111,7 @@ impl Phases<'_> {
 }
 
 /// Creates container `id` from `bundle`; returns the init's host pid. The init waits for
-/// `start`. The container's stdio are the caller's fds 0, 1, 2.
+/// `start`. The container's stdio are `opts.stdio`, or the caller's fds 0, 1, 2.
 ///
 /// The intermediate joins the cgroup itself
 /// ([`crate::cgroups::CgroupManager::self_join_files`]): on cgroup v1 a pid written
@@ -179,6 +179,7 @@ pub fn create(root: &RuntimeRoot, id: &str, bundle: &Path, opts: &CreateOptions)
         start_listener: listener.as_raw_fd(),
         console: console.as_ref().map(|c| c.as_raw_fd()),
         preserve_fds: opts.preserve_fds,
+        stdio: opts.stdio,
         process: plan.process,
         rootfs,
         hostname: plan.hostname,

@@ -10,6 +10,7 @@ pub mod plan;
 pub mod query;
 pub mod start;
 
+use std::os::fd::RawFd;
 use std::path::PathBuf;
 
 use oci_spec::runtime::Process;
@@ -30,6 +31,10 @@ pub struct CreateOptions {
     pub preserve_fds: i32,
     /// Use MS_MOVE + chroot instead of pivot_root (ramfs roots).
     pub no_pivot: bool,
+    /// The init's stdin, stdout and stderr; `None`: the caller's fds 0, 1, 2 (the
+    /// CLI). A caller that serves other clients on its own stdio (the shim) passes
+    /// the container's here. Ignored for a terminal.
+    pub stdio: Option<[RawFd; 3]>,
 }
 
 /// Options of `exec`.

@@ -48,6 +48,8 @@ pub struct InitCtx {
     pub start_listener: RawFd,
     pub console: Option<RawFd>,
     pub preserve_fds: i32,
+    /// Installed as fds 0, 1, 2 first thing in the intermediate (init inherits them).
+    pub stdio: Option<[RawFd; 3]>,
     pub process: ProcessPlan,
     pub rootfs: RootfsPlan,
     pub hostname: Option<String>,
@@ -110,6 +112,9 @@ pub(crate) fn enter_namespaces(
 pub fn intermediate(ctx: &InitCtx, chan: &Chan) -> ! {
     let r = (|| -> R {
         chan.expect(tag::GO)?;
+        if let Some(fds) = ctx.stdio {
+            process::install_stdio(fds)?;
+        }
         // Before any namespace exists, so everything below is charged to the
         // container's cgroup and init (forked below) starts in it.
         for f in &ctx.cgroup_join {

@@ -6,6 +6,7 @@ pub mod create;
 pub mod exec;
 
 use std::ffi::CString;
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -280,6 +281,34 @@ pub fn finalize(plan: &ProcessPlan) -> R {
     Ok(())
 }
 
+/// Makes `fds` this process's stdin, stdout and stderr (inheritable). Each source is
+/// first duplicated above 2, so a source that is itself one of 0, 1, 2 is not
+/// overwritten before its turn; the duplicates are closed again. Only fcntl, dup2 and
+/// close: safe between fork and exec.
+pub fn install_stdio(fds: [RawFd; 3]) -> R {
+    let mut high = [-1; 3];
+    for (h, fd) in high.iter_mut().zip(fds) {
+        // SAFETY: F_DUPFD_CLOEXEC on an fd number; a bad one fails with EBADF.
+        *h = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if *h < 0 {
+            return Err(format!("duplicating stdio fd {fd}: {}", nix::Error::last()));
+        }
+    }
+    for (target, h) in (0..).zip(high) {
+        // SAFETY: dup2 onto a standard fd of this process; it clears close-on-exec there.
+        let r = unsafe { libc::dup2(h, target) };
+        // SAFETY: `h` is the duplicate made above, owned here.
+        unsafe { libc::close(h) };
+        if r < 0 {
+            return Err(format!(
+                "installing stdio fd {target}: {}",
+                nix::Error::last()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Marks every fd from `3 + preserve` up close-on-exec and clears it on the preserved.
 pub fn seal_fds(preserve: i32) -> R {
     for fd in 3..3 + preserve {
@@ -322,6 +351,52 @@ pub fn exec(exe: &CString, plan: &ProcessPlan) -> ExecError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs `script` in sh with `install_stdio(pick(fds))` applied after fork, where
+    /// fds are (its stdin read end, its stdout write end, its stderr write end) of
+    /// three pipes set up as the child's 0, 1 and 2 by `Command`; returns what it
+    /// wrote to the stdout and stderr pipes.
+    fn run_with_stdio(
+        script: &'static str,
+        pick: fn([RawFd; 3]) -> [RawFd; 3],
+    ) -> (String, String) {
+        use std::io::Write;
+        use std::os::unix::process::CommandExt;
+        use std::process::{Command, Stdio};
+        let mut cmd = Command::new("/bin/sh");
+        cmd.args(["-c", script])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: install_stdio only calls fcntl, dup2 and close.
+        unsafe {
+            cmd.pre_exec(move || install_stdio(pick([0, 1, 2])).map_err(std::io::Error::other));
+        }
+        let mut child = cmd.spawn().expect("spawn sh");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"input\n")
+            .expect("write stdin");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{out:?}");
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    #[test]
+    fn stdio_is_installed_as_given() {
+        let (out, err) = run_with_stdio("read l; echo \"out $l\"; echo err >&2", |f| f);
+        assert_eq!((out.as_str(), err.as_str()), ("out input\n", "err\n"));
+        // Sources that are themselves 0, 1, 2, swapped: stdout and stderr trade places.
+        let (out, err) = run_with_stdio("read l; echo \"out $l\"; echo err >&2", |[i, o, e]| {
+            [i, e, o]
+        });
+        assert_eq!((out.as_str(), err.as_str()), ("err\n", "out input\n"));
+    }
 
     fn process(json: &str) -> Process {
         serde_json::from_str(json).expect("process json")
