@@ -197,6 +197,12 @@ pub mod google {
 pub mod berth {
     /// `berth.shim.v1.Shim`: berthd -> berth-shim.
     pub mod shim {
+        /// The bundle file in which berth-shim keeps its init's latest `State`
+        /// answer (`v1::StateResponse`, protobuf-encoded), rewritten at every status
+        /// change of the init and removed at its Delete. berthd reads it at a restart:
+        /// every task's status without a round trip per shim.
+        pub const INIT_STATE_FILE: &str = "init.state";
+
         #[allow(clippy::all, clippy::pedantic, missing_docs)]
         pub mod v1 {
             generated!("berth.shim.v1");

@@ -39,6 +39,7 @@
 //!   shim.pid                  the serving shim's pid (shim start)
 //!   shim.log                  the shim's own tracing log
 //!   init.pid                  the container init pid (runtime --pid-file)
+//!   init.state                the init's latest State answer (protobuf), for berthd's restart
 //!   log.json                  the runtime's --log, JSON lines (see runtime::log)
 //!   container.log             init output, JSON lines, bounded (see io::log)
 //!   container.log.1           the previous container.log after rotation

@@ -14,6 +14,8 @@ pub const ROOTFS: &str = "rootfs";
 pub const ADDRESS: &str = "address";
 /// The serving shim's pid.
 pub const SHIM_PID: &str = "shim.pid";
+/// The init's latest State answer (see `berth_api::berth::shim::INIT_STATE_FILE`).
+pub const INIT_STATE: &str = berth_api::berth::shim::INIT_STATE_FILE;
 /// The shim's own log.
 pub const SHIM_LOG: &str = "shim.log";
 /// The container init's pid (runtime `--pid-file`).

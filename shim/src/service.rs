@@ -7,7 +7,7 @@ use std::sync::Arc;
 use berth_api::berth::shim::v1 as pb;
 use berth_api::berth::shim::v1::shim_server::Shim;
 use berth_api::containerd::runc::v1::Options as RuncOptions;
-use berth_api::containerd::v1::types::{ProcessInfo, Status as PbStatus};
+use berth_api::containerd::v1::types::ProcessInfo;
 use berth_api::status;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status as RpcStatus};
@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status as RpcStatus};
 use crate::events::timestamp;
 use crate::io::StdioPaths;
 use crate::runtime::Runtime;
-use crate::task::{CreateRequest, Status, Task, TaskError};
+use crate::task::{CreateRequest, Task, TaskError};
 
 /// The Shim service over one task.
 pub struct ShimService<R: Runtime> {
@@ -49,16 +49,6 @@ fn rpc<T>(r: Result<T, TaskError>) -> Result<Response<T>, RpcStatus> {
         tracing::debug!(error = %e, "rpc failed");
         status(&e)
     })
-}
-
-fn pb_status(s: Status) -> i32 {
-    let status = match s {
-        Status::Created => PbStatus::Created,
-        Status::Running => PbStatus::Running,
-        Status::Paused => PbStatus::Paused,
-        Status::Stopped => PbStatus::Stopped,
-    };
-    status as i32
 }
 
 #[tonic::async_trait]
@@ -155,19 +145,7 @@ impl<R: Runtime> Shim for ShimService<R> {
     ) -> Result<Response<pb::StateResponse>, RpcStatus> {
         let r = req.into_inner();
         self.check_id(&r.id)?;
-        rpc(self.task.state_of(&r.exec_id).map(|s| pb::StateResponse {
-            id: self.task.id().to_owned(),
-            bundle: self.task.bundle().display().to_string(),
-            pid: s.pid,
-            status: pb_status(s.status),
-            stdin: s.stdio.stdin,
-            stdout: s.stdio.stdout,
-            stderr: s.stdio.stderr,
-            terminal: s.stdio.terminal,
-            exit_status: s.exit.map_or(0, |e| e.status),
-            exited_at: s.exit.map(|e| timestamp(e.at)),
-            exec_id: s.exec_id,
-        }))
+        rpc(self.task.state_answer(&r.exec_id))
     }
 
     async fn pids(

@@ -18,6 +18,7 @@ mod error;
 mod exec;
 mod process;
 mod query;
+mod state_file;
 #[cfg(test)]
 mod tests;
 
@@ -241,6 +242,10 @@ impl<R: Runtime> Task<R> {
         {
             h.abort();
         }
+        drop(st);
+        if exec_id.is_empty() {
+            self.save_init_state();
+        }
         tracing::info!(exec_id, pid, status = exit.status, "exit recorded");
         self.events.publish(
             topic::EXIT,
@@ -311,6 +316,7 @@ impl<R: Runtime> Task<R> {
                 st.oom = crate::oom::watch(pid, self.cfg.id.clone(), self.events.clone());
             }
         }
+        self.save_init_state();
         self.monitor(String::new(), pid, exit, Some(io));
         tracing::info!(pid, "container created");
         self.events.publish(
@@ -377,6 +383,7 @@ impl<R: Runtime> Task<R> {
                 }
                 Ok(())
             })?;
+            self.save_init_state();
             tracing::info!(pid, "container started");
             self.events.publish(
                 topic::START,
@@ -438,6 +445,7 @@ impl<R: Runtime> Task<R> {
             st.deleted = true;
             std::mem::take(&mut st.mounted)
         };
+        self.save_init_state();
         if mounted {
             self.mounter
                 .unmount_all(&self.cfg.bundle.join(crate::paths::ROOTFS))?;
@@ -470,6 +478,7 @@ impl<R: Runtime> Task<R> {
             }
             Ok(())
         })?;
+        self.save_init_state();
         self.events.publish(
             topic::PAUSED,
             &TaskPaused {
@@ -493,6 +502,7 @@ impl<R: Runtime> Task<R> {
             }
             Ok(())
         })?;
+        self.save_init_state();
         self.events.publish(
             topic::RESUMED,
             &TaskResumed {

@@ -344,3 +344,34 @@ async fn close_io_and_resize_need_a_known_process() {
         ErrorKind::NotFound
     );
 }
+
+#[tokio::test]
+async fn init_state_file_follows_the_init_until_delete() {
+    use berth_api::berth::shim::v1::StateResponse;
+    use berth_api::containerd::v1::types::Status as Pb;
+    use prost::Message;
+    let h = harness();
+    let file = h.dir.path().join(crate::paths::INIT_STATE);
+    let saved = || {
+        let b = std::fs::read(&file).expect("init.state");
+        StateResponse::decode(&b[..]).expect("decode init.state")
+    };
+    let status = |s: &StateResponse| Pb::try_from(s.status).expect("status");
+    assert!(!file.exists());
+    let pid = h.task.create(h.create_req()).await.expect("create");
+    assert_eq!((saved().pid, status(&saved())), (pid, Pb::Created));
+    h.task.start("").await.expect("start");
+    assert_eq!(status(&saved()), Pb::Running);
+    h.task.pause().await.expect("pause");
+    assert_eq!(status(&saved()), Pb::Paused);
+    h.task.resume().await.expect("resume");
+    assert_eq!(status(&saved()), Pb::Running);
+    h.exit(pid, 7);
+    assert_eq!(h.task.wait("").await.expect("wait").status, 7);
+    let s = saved();
+    assert_eq!((status(&s), s.exit_status), (Pb::Stopped, 7));
+    assert!(s.exited_at.is_some());
+    assert_eq!(s, h.task.state_answer("").expect("State answer"));
+    h.task.delete("").await.expect("delete");
+    assert!(!file.exists(), "removed with the init");
+}

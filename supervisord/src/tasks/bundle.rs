@@ -8,7 +8,8 @@
 //! ├── address       unix:///<socket path>   (shim, before `start` exits)
 //! ├── shim.pid      the long-lived shim's pid (shim)
 //! ├── shim.log      the shim's own log (shim)
-//! └── init.pid      the container init pid (runtime --pid-file)
+//! ├── init.pid      the container init pid (runtime --pid-file)
+//! └── init.state    the init's latest State answer, protobuf (shim; read at restart)
 //! ```
 
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -129,6 +130,15 @@ impl Bundle {
             .trim()
             .parse()
             .ok()
+    }
+
+    /// The init's latest State answer as the shim saved it
+    /// (`berth_api::berth::shim::INIT_STATE_FILE`); `None` if missing or undecodable
+    /// (a shim from before the file, or one whose init was deleted).
+    pub fn init_state(&self) -> Option<berth_api::berth::shim::v1::StateResponse> {
+        use prost::Message;
+        let bytes = std::fs::read(self.path.join(berth_api::berth::shim::INIT_STATE_FILE)).ok()?;
+        berth_api::berth::shim::v1::StateResponse::decode(&bytes[..]).ok()
     }
 
     /// The container init's pid from `init.pid`, if readable.

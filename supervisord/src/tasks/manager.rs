@@ -2,9 +2,16 @@
 //! connection, and every Tasks operation on it.
 //!
 //! Live state (status, pids, exit status) comes from the shim, which keeps exit statuses
-//! until Delete, so answers stay right across berthd restarts. berthd itself keeps only
-//! what a shim cannot tell once it is gone: for a task whose shim died, the exit it was
-//! cleaned up with (`dead`), so the task reads STOPPED until it is deleted.
+//! until Delete, so answers stay right across berthd restarts. berthd itself keeps:
+//! - for a task whose shim died, the exit it was cleaned up with (`dead`), so the task
+//!   reads STOPPED until it is deleted;
+//! - the init's status as berthd last learned it (`known`: from Create, Start, Pause
+//!   and Resume answers, State answers, the init's exit event or Wait answer, and at a
+//!   restart the shim's `init.state` file). Tasks.List answers from it, so listing N
+//!   tasks is not N shim round trips (Tasks.Get still asks the shim). A status change
+//!   berthd does not make itself is an exit, which the shim reports by event (retried
+//!   until delivered), by Wait, and in its State file; until that event arrives a
+//!   List may still show RUNNING for a process that just exited.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -103,6 +110,9 @@ pub(super) struct Task {
     /// Whether the shim answered since this berthd attached to it (always at Create;
     /// after a restart, the first State that succeeds sets it).
     pub(super) confirmed: AtomicBool,
+    /// The init's status as berthd last learned it (see the module doc); `None`:
+    /// unknown, ask the shim. An exit (`last_exit`, `dead`) overrides it.
+    pub(super) known: Mutex<Option<Status>>,
 }
 
 impl Task {
@@ -112,6 +122,7 @@ impl Task {
         pid: u32,
         shim_pid: u32,
         stdio: Stdio,
+        known: Option<Status>,
     ) -> Self {
         Self {
             namespace: bundle.namespace.clone(),
@@ -127,6 +138,7 @@ impl Task {
             deleting: AtomicBool::new(false),
             dying: AtomicBool::new(false),
             confirmed: AtomicBool::new(true),
+            known: Mutex::new(known),
         }
     }
 
@@ -159,6 +171,63 @@ impl Task {
             .last_exit
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(exit);
+        self.learn(Status::Stopped);
+    }
+
+    /// Learn the init's status. A stopped init stays stopped (an exit event can
+    /// overtake the answer of the Start before it), and nothing moves an init back to
+    /// CREATED.
+    pub(super) fn learn(&self, status: Status) {
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !matches!(*known, Some(Status::Stopped))
+            && !(status == Status::Created && known.is_some())
+        {
+            *known = Some(status);
+        }
+    }
+
+    /// Learn the init's status from a State answer (or the shim's file of it).
+    pub(super) fn learn_state(&self, s: &spb::StateResponse) {
+        let status = Status::try_from(s.status).unwrap_or(Status::Unknown);
+        if status == Status::Stopped {
+            self.set_last_exit(Exit {
+                status: s.exit_status,
+                at: s.exited_at,
+            });
+        }
+        if status != Status::Unknown {
+            self.learn(status);
+        }
+    }
+
+    /// The init's state from what berthd knows, without asking the shim; `None` when
+    /// it does not know (then ask).
+    pub(super) fn known_state(&self) -> Option<ProcessState> {
+        if self.dead_exit().is_some() {
+            return None; // process_state answers those without a round trip
+        }
+        let (status, exit) = match self.recorded_exit() {
+            Some(exit) => (Status::Stopped, Some(exit)),
+            None => (
+                (*self
+                    .known
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner))?,
+                None,
+            ),
+        };
+        Some(ProcessState {
+            container_id: self.id.clone(),
+            id: self.id.clone(),
+            pid: self.pid,
+            status,
+            stdio: self.stdio(),
+            exit_status: exit.map_or(0, |e| e.status),
+            exited_at: exit.and_then(|e| e.at),
+        })
     }
 
     pub(super) fn recorded_exit(&self) -> Option<Exit> {
@@ -399,6 +468,7 @@ impl TaskManager {
             resp.pid,
             connected.shim_pid,
             req.stdio,
+            Some(Status::Created),
         ));
         self.inner.table().insert(k, Slot::Ready(task.clone()));
         reservation.key = None;
@@ -426,6 +496,9 @@ impl TaskManager {
             .start(req)
             .await
             .map_err(TaskError::shim(id, "start"))?;
+        if exec_id.is_empty() {
+            task.learn(Status::Running);
+        }
         Ok(resp.pid)
     }
 
@@ -575,7 +648,13 @@ impl TaskManager {
                 _ => None,
             })
             .collect();
-        let states = futures::future::join_all(tasks.iter().map(|t| process_state(t, ""))).await;
+        let states = futures::future::join_all(tasks.iter().map(|t| async move {
+            match t.known_state() {
+                Some(s) => Ok(s),
+                None => process_state(t, "").await,
+            }
+        }))
+        .await;
         let mut out = Vec::with_capacity(states.len());
         for (t, s) in tasks.iter().zip(states) {
             match s {
@@ -713,7 +792,9 @@ impl TaskManager {
         task.shim
             .pause(spb::PauseRequest { id: id.to_owned() })
             .await
-            .map_err(TaskError::shim(id, "pause"))
+            .map_err(TaskError::shim(id, "pause"))?;
+        task.learn(Status::Paused);
+        Ok(())
     }
 
     pub async fn resume(&self, ns: &str, id: &str) -> Result<(), TaskError> {
@@ -721,7 +802,9 @@ impl TaskManager {
         task.shim
             .resume(spb::ResumeRequest { id: id.to_owned() })
             .await
-            .map_err(TaskError::shim(id, "resume"))
+            .map_err(TaskError::shim(id, "resume"))?;
+        task.learn(Status::Running);
+        Ok(())
     }
 
     pub async fn list_pids(&self, ns: &str, id: &str) -> Result<Vec<ProcessInfo>, TaskError> {
@@ -822,7 +905,13 @@ impl TaskManager {
         }
         tokio::select! {
             r = shim.wait(req) => match r {
-                Ok(resp) => Ok(Exit { status: resp.exit_status, at: resp.exited_at }),
+                Ok(resp) => {
+                    let exit = Exit { status: resp.exit_status, at: resp.exited_at };
+                    if exec_id.is_empty() {
+                        task.set_last_exit(exit);
+                    }
+                    Ok(exit)
+                }
                 Err(status) if is_transport(&status) => {
                     let waited =
                         tokio::time::timeout(DEAD_SHIM_GRACE, recorded(&mut dead_again)).await;
@@ -885,6 +974,9 @@ async fn process_state(task: &Task, exec_id: &str) -> Result<ProcessState, TaskE
         .state(req)
         .await
         .map_err(TaskError::shim(&task.id, "state"))?;
+    if exec_id.is_empty() {
+        task.learn_state(&st);
+    }
     if exec_id.is_empty() && !task.confirmed.swap(true, Ordering::SeqCst) {
         // The first answer since a restart: it confirms the shim (recovery.rs).
         task.set_stdio(Stdio {

@@ -613,3 +613,133 @@ async fn client_state_confirms_recovered_shims_before_the_background_check() {
         "confirmed by the client's call only"
     );
 }
+
+impl Env {
+    /// How many State calls the shim of `id` has had.
+    fn state_calls(&self, id: &str) -> usize {
+        self.launcher
+            .shim(NS, id)
+            .st()
+            .calls
+            .iter()
+            .filter(|c| *c == "state")
+            .count()
+    }
+}
+
+/// Tasks.List as (id, status, exit status).
+async fn listed(mgr: &TaskManager) -> Vec<(String, Status, u32)> {
+    mgr.list(NS, &Filter::all())
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|p| (p.id, p.status, p.exit_status))
+        .collect()
+}
+
+#[tokio::test]
+async fn list_answers_from_known_statuses_without_asking_the_shims() {
+    let e = env();
+    e.mgr.spawn_event_listener();
+    for id in ["a", "b", "c"] {
+        e.container(id, "io.containerd.runc.v2", SPEC);
+        e.create(id).await.expect("create");
+    }
+    e.mgr.start(NS, "b", "").await.expect("start");
+    e.mgr.start(NS, "c", "").await.expect("start");
+    e.mgr.pause(NS, "c").await.expect("pause");
+    let before: Vec<usize> = ["a", "b", "c"].map(|id| e.state_calls(id)).into();
+    let row = |id: &str, s, code| (id.to_owned(), s, code);
+    assert_eq!(
+        listed(&e.mgr).await,
+        [
+            row("a", Status::Created, 0),
+            row("b", Status::Running, 0),
+            row("c", Status::Paused, 0)
+        ]
+    );
+    e.mgr.resume(NS, "c").await.expect("resume");
+    assert_eq!(listed(&e.mgr).await[2], row("c", Status::Running, 0));
+    // b exits: the shim's /tasks/exit event.
+    let exit = TaskExit {
+        container_id: "b".into(),
+        id: "b".into(),
+        pid: 1000,
+        exit_status: 3,
+        exited_at: None,
+    };
+    e.events
+        .publish(NS, "/tasks/exit", berth_api::any::pack(&exit))
+        .expect("publish");
+    tokio::time::timeout(T, async {
+        while listed(&e.mgr).await[1] != row("b", Status::Stopped, 3) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("b listed as stopped with its exit status");
+    let after: Vec<usize> = ["a", "b", "c"].map(|id| e.state_calls(id)).into();
+    assert_eq!(after, before, "no State round trip for a List");
+}
+
+/// At a restart the statuses come from each shim's `init.state` file (written by the
+/// real shim at every change: shim/src/task/state_file.rs); a shim without the file
+/// is asked.
+#[tokio::test(start_paused = true)]
+async fn recovery_takes_statuses_and_stdio_from_the_shims_state_files() {
+    use berth_api::berth::shim::v1::StateResponse;
+    use prost::Message;
+    let mut e = env();
+    for id in ["run", "exited", "old"] {
+        e.container(id, "io.containerd.runc.v2", SPEC);
+        e.create(id).await.expect("create");
+        e.mgr.start(NS, id, "").await.expect("start");
+    }
+    let save = |id: &str, s: StateResponse| {
+        let path = e
+            .bundle(id)
+            .path
+            .join(berth_api::berth::shim::INIT_STATE_FILE);
+        std::fs::write(path, s.encode_to_vec()).expect("write init.state");
+    };
+    save(
+        "run",
+        StateResponse {
+            status: Status::Running as i32,
+            stdout: "/from-file/stdout".into(),
+            ..Default::default()
+        },
+    );
+    // Exited while berthd was down (the fake shim itself still says running).
+    let at = prost_types::Timestamp {
+        seconds: 1_700_000_000,
+        nanos: 0,
+    };
+    save(
+        "exited",
+        StateResponse {
+            status: Status::Stopped as i32,
+            exit_status: 7,
+            exited_at: Some(at),
+            ..Default::default()
+        },
+    );
+    let mgr2 = e.restart();
+    let before = (e.state_calls("run"), e.state_calls("exited"));
+    assert_eq!(mgr2.recover().await.live, 3);
+    let all = mgr2.list(NS, &Filter::all()).await.expect("list");
+    let find = |id: &str| all.iter().find(|p| p.id == id).expect("listed");
+    assert_eq!(find("run").status, Status::Running);
+    assert_eq!(find("run").stdio.stdout, "/from-file/stdout");
+    assert_eq!(
+        (find("exited").status, find("exited").exit_status),
+        (Status::Stopped, 7)
+    );
+    assert_eq!(find("exited").exited_at, Some(at));
+    assert_eq!(find("old").status, Status::Running, "asked its shim");
+    assert_eq!(
+        (e.state_calls("run"), e.state_calls("exited")),
+        before,
+        "no round trip for the shims with a file"
+    );
+}

@@ -163,13 +163,26 @@ impl TaskManager {
 
     fn register(&self, b: Bundle, c: super::shim_manager::Connected) -> Arc<Task> {
         let key = (b.namespace.clone(), b.id.clone());
+        // The shim's file of its init's State answer, when it has one: the task's
+        // status (and stdio) without a round trip. Confirmed in the background.
+        let saved = b.init_state();
         let task = Arc::new(Task::new(
             b,
             c.shim,
             c.task_pid,
             c.shim_pid,
             Stdio::default(),
+            None,
         ));
+        if let Some(s) = &saved {
+            task.learn_state(s);
+            task.set_stdio(Stdio {
+                stdin: s.stdin.clone(),
+                stdout: s.stdout.clone(),
+                stderr: s.stderr.clone(),
+                terminal: s.terminal,
+            });
+        }
         self.inner.table().insert(key, Slot::Ready(task.clone()));
         tracing::debug!(namespace = %task.namespace, id = %task.id, pid = task.pid, "task reconnected");
         self.watch_shim(task.clone());
@@ -226,6 +239,7 @@ impl TaskManager {
     ) -> Result<(), tonic::Status> {
         match result {
             Ok(s) => {
+                task.learn_state(&s);
                 task.set_stdio(Stdio {
                     stdin: s.stdin,
                     stdout: s.stdout,
