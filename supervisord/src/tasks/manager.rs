@@ -182,9 +182,9 @@ impl Task {
             .known
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !matches!(*known, Some(Status::Stopped))
-            && !(status == Status::Created && known.is_some())
-        {
+        let settled = matches!(*known, Some(Status::Stopped));
+        let backwards = status == Status::Created && known.is_some();
+        if !settled && !backwards {
             *known = Some(status);
         }
     }
