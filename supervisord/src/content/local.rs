@@ -64,6 +64,12 @@ impl LocalStore {
         &self.inner.layout
     }
 
+    /// Run `f` right here: for point reads (one record, one small file open), which
+    /// cost less than the hop to the blocking pool (see `services::point_read`).
+    fn now<T>(&self, f: impl FnOnce(&Inner) -> Result<T>) -> Result<T> {
+        f(&self.inner)
+    }
+
     /// Run `f` on a blocking thread with the store.
     async fn blocking<T: Send + 'static>(
         &self,
@@ -195,13 +201,11 @@ impl ContentStore for LocalStore {
     type Writer = LocalWriter;
 
     async fn info(&self, ns: &str, digest: &Digest) -> Result<Info> {
-        let (ns, digest) = (ns.to_owned(), digest.clone());
-        self.blocking(move |s| {
-            let rec = s.db.content(&ns).get(digest.as_str())?;
+        self.now(|s| {
+            let rec = s.db.content(ns).get(digest.as_str())?;
             rec.map(|r| info_of(digest.clone(), r))
-                .ok_or_else(|| not_found(&digest))
+                .ok_or_else(|| not_found(digest))
         })
-        .await
     }
 
     async fn update(
@@ -266,17 +270,15 @@ impl ContentStore for LocalStore {
     }
 
     async fn reader(&self, ns: &str, digest: &Digest) -> Result<BlobReader> {
-        let (ns, digest) = (ns.to_owned(), digest.clone());
-        self.blocking(move |s| {
-            if s.db.content(&ns).get(digest.as_str())?.is_none() {
-                return Err(not_found(&digest));
+        self.now(|s| {
+            if s.db.content(ns).get(digest.as_str())?.is_none() {
+                return Err(not_found(digest));
             }
-            let file = s.layout.open_blob(&digest)?;
-            let path = s.layout.blob_path(&digest);
+            let file = s.layout.open_blob(digest)?;
+            let path = s.layout.blob_path(digest);
             let size = file.metadata().map_err(ContentError::io(&path))?.len();
-            Ok(BlobReader::new(digest, path, file, size))
+            Ok(BlobReader::new(digest.clone(), path, file, size))
         })
-        .await
     }
 
     async fn status(&self, ns: &str, reference: &str) -> Result<Status> {

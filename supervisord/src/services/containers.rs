@@ -15,8 +15,8 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::{
-    blocking, from_any, from_timestamp, lease, mask_paths, namespace, parse_filters, record_id,
-    to_any, to_btree, to_hash, to_timestamp,
+    blocking, from_any, from_timestamp, lease, mask_paths, namespace, parse_filters, point_read,
+    record_id, to_any, to_btree, to_hash, to_timestamp,
 };
 use crate::events::Exchange;
 use crate::metadata::{Container, Db, Runtime};
@@ -94,8 +94,7 @@ impl Containers for ContainersService {
         let ns = namespace(&req)?;
         let id = req.into_inner().id;
         record_id(&id);
-        let db = self.db.clone();
-        let c = blocking(move || db.containers(&ns).get(&id)).await?;
+        let c = point_read(|| self.db.containers(&ns).get(&id))?;
         Ok(Response::new(GetContainerResponse {
             container: Some(to_pb(c)),
         }))

@@ -10,8 +10,8 @@ use berth_api::containerd::types::Descriptor as PbDescriptor;
 use tonic::{Request, Response, Status};
 
 use super::{
-    blocking, from_timestamp, lease, mask_paths, namespace, parse_filters, record_id, to_btree,
-    to_hash, to_timestamp,
+    blocking, from_timestamp, lease, mask_paths, namespace, parse_filters, point_read, record_id,
+    to_btree, to_hash, to_timestamp,
 };
 use crate::events::Exchange;
 use crate::metadata::{Db, Descriptor, Image};
@@ -77,8 +77,7 @@ impl Images for ImagesService {
         let ns = namespace(&req)?;
         let name = req.into_inner().name;
         record_id(&name);
-        let db = self.db.clone();
-        let img = blocking(move || db.images(&ns).get(&name)).await?;
+        let img = point_read(|| self.db.images(&ns).get(&name))?;
         Ok(Response::new(GetImageResponse {
             image: Some(to_pb(img)),
         }))

@@ -89,6 +89,16 @@ pub(crate) fn status<E: HasKind + std::error::Error + 'static>(e: E) -> Status {
     st
 }
 
+/// A metadata point read (one record by key), run right here and its error mapped.
+///
+/// Why not [`blocking`]: a redb read transaction never waits for a writer and reads
+/// a few mapped pages, microseconds; the hop to the blocking pool and back costs
+/// more (tens of µs on a quiet host, much more on a busy one), and `ctr run` makes
+/// about thirty such reads. Lists and writes (fsync) stay on the blocking pool.
+pub(crate) fn point_read<T>(f: impl FnOnce() -> Result<T, metadata::Error>) -> Result<T, Status> {
+    f().map_err(status)
+}
+
 /// Run a blocking metadata call off the async workers and map its error.
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T, Status>
 where

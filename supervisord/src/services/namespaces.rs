@@ -11,7 +11,7 @@ use berth_api::containerd::services::namespaces::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::{blocking, mask_paths, record_id, to_btree, to_hash};
+use super::{blocking, mask_paths, point_read, record_id, to_btree, to_hash};
 use crate::events::Exchange;
 use crate::filters::{self, Adaptor};
 use crate::metadata::{Db, Namespace};
@@ -77,9 +77,7 @@ impl Namespaces for NamespacesService {
     ) -> Result<Response<GetNamespaceResponse>, Status> {
         let name = req.into_inner().name;
         record_id(&name);
-        let db = self.db.clone();
-        let lookup = name.clone();
-        let found = blocking(move || db.namespaces().get(&lookup)).await?;
+        let found = point_read(|| self.db.namespaces().get(&name))?;
         // As containerd: an unknown namespace is not an error, its labels are empty.
         let ns = found.unwrap_or(Namespace {
             name,

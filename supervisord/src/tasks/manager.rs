@@ -376,12 +376,12 @@ impl TaskManager {
             key: Some(k.clone()),
         };
 
-        let db = self.inner.db.clone();
-        let (ns_owned, id_owned) = k.clone();
+        // A point read: inline (see `services::point_read`).
         let container =
-            tokio::task::spawn_blocking(move || db.containers(&ns_owned).get(&id_owned))
-                .await
-                .map_err(|e| TaskError::InvalidArgument(format!("container lookup failed: {e}")))?
+            self.inner
+                .db
+                .containers(ns)
+                .get(&id)
                 .map_err(|source| TaskError::Metadata {
                     id: id.clone(),
                     source,
