@@ -217,7 +217,7 @@ impl Daemon {
             Ok((content, snapshots, differ))
         });
         let deletes = crate::gc::hooks::delete_events(&events);
-        tasks.spawn_event_listener();
+        tasks.watch_exit_events();
         tasks.recover().await;
         let m = MAX_MESSAGE_SIZE;
         macro_rules! svc {

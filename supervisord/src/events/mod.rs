@@ -5,8 +5,13 @@
 //! falls more than [`BUFFER`] events behind loses the oldest ones (logged), as a slow
 //! `ctr events` must not stall the daemon. Subscriptions see events from every namespace
 //! unless their filters say otherwise (fields `topic`, `namespace`).
+//!
+//! A *tap* ([`Exchange::tap`]) sees each envelope of its topic synchronously, before any
+//! subscriber can: the task table records an init's exit that way, so a client that
+//! reacts to the event already finds the task STOPPED.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use futures::{Stream, StreamExt};
@@ -51,11 +56,51 @@ pub enum EventError {
     MissingEvent,
 }
 
+/// A tap: called with each envelope of its topic; returns whether to stay registered.
+type TapFn = dyn Fn(&Envelope) -> bool + Send + Sync;
+
+/// A tap with its topic.
+type Tap = (String, Arc<TapFn>);
+
+/// The registered taps.
+#[derive(Clone, Default)]
+struct Taps(Arc<Mutex<Vec<Tap>>>);
+
+impl std::fmt::Debug for Taps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Taps({})", self.lock().len())
+    }
+}
+
+impl Taps {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Tap>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Call the taps of `env`'s topic (outside the lock); drop those that are done.
+    fn call(&self, env: &Envelope) {
+        let hits: Vec<Arc<TapFn>> = self
+            .lock()
+            .iter()
+            .filter(|(topic, _)| *topic == env.topic)
+            .map(|(_, f)| f.clone())
+            .collect();
+        let done: Vec<Arc<TapFn>> = hits.into_iter().filter(|f| !f(env)).collect();
+        if !done.is_empty() {
+            self.lock()
+                .retain(|(_, f)| !done.iter().any(|d| Arc::ptr_eq(d, f)));
+        }
+    }
+}
+
 /// The exchange handle: clone it freely.
 #[derive(Debug, Clone)]
 pub struct Exchange {
     tx: broadcast::Sender<Envelope>,
     closed: watch::Sender<bool>,
+    taps: Taps,
 }
 
 impl Default for Exchange {
@@ -80,7 +125,18 @@ impl Exchange {
     pub fn new() -> Self {
         let (tx, _) = broadcast::channel(BUFFER);
         let (closed, _) = watch::channel(false);
-        Self { tx, closed }
+        Self {
+            tx,
+            closed,
+            taps: Taps::default(),
+        }
+    }
+
+    /// Call `f` with every envelope of `topic` published from now on, in the
+    /// publisher's call, before any subscriber sees it. `f` must be quick, must not
+    /// publish, and returns whether it wants more (false: it is removed).
+    pub fn tap(&self, topic: &str, f: impl Fn(&Envelope) -> bool + Send + Sync + 'static) {
+        self.taps.lock().push((topic.to_owned(), Arc::new(f)));
     }
 
     /// End every subscription (daemon shutdown); later subscriptions end at once.
@@ -111,6 +167,7 @@ impl Exchange {
         validate_topic(&env.topic)?;
         identifiers::validate(&env.namespace)?;
         tracing::debug!(namespace = %env.namespace, topic = %env.topic, "event");
+        self.taps.call(&env);
         // No subscribers is not an error.
         let _ = self.tx.send(env);
         Ok(())
@@ -154,6 +211,28 @@ mod tests {
             type_url: "containerd.events.NamespaceCreate".into(),
             value: v.to_vec(),
         }
+    }
+
+    #[tokio::test]
+    async fn taps_see_their_topic_first_and_leave_when_done() {
+        let ex = Exchange::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut sub = Box::pin(ex.subscribe(Filter::all()));
+        let log = seen.clone();
+        ex.tap("/tasks/exit", move |env| {
+            let mut l = log.lock().expect("lock");
+            l.push(env.event.value.clone());
+            l.len() < 2 // wants two
+        });
+        for v in [b"1", b"2", b"3"] {
+            ex.publish("ns", "/tasks/exit", any(v)).expect("publish");
+            ex.publish("ns", "/tasks/start", any(b"x"))
+                .expect("publish");
+        }
+        // Synchronous: recorded before anything was received.
+        assert_eq!(*seen.lock().expect("lock"), [b"1".to_vec(), b"2".to_vec()]);
+        assert_eq!(ex.taps.lock().len(), 0, "removed once done");
+        assert_eq!(sub.next().await.expect("event").event.value, b"1");
     }
 
     #[tokio::test]

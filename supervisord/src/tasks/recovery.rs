@@ -17,7 +17,8 @@
 //!   task exists (not during Delete) goes through the same cleanup; the task stays in
 //!   the table as STOPPED (137 when the cleanup had to kill) until Delete.
 //! * **Exit events**: the shims' `/tasks/exit` envelopes (forwarded into the exchange by
-//!   the Events service) record each init's exit on its task.
+//!   the Events service) record each init's exit on its task, through a tap on the
+//!   exchange (synchronous, before subscribers see the event).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,11 +26,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use berth_api::containerd::events::{TaskDelete, TaskExit};
-use futures::StreamExt;
 
 use super::bundle::{self, Bundle};
 use super::manager::{Exit, Slot, Stdio, Task, TaskManager};
-use crate::filters::Filter;
 
 /// How long after recovery an attached shim is confirmed, if no client call did it.
 pub const CONFIRM_DELAY: Duration = Duration::from_millis(200);
@@ -55,31 +54,28 @@ enum Outcome {
 }
 
 impl TaskManager {
-    /// Start the background listener for exit events. Call once, inside the runtime.
-    pub fn spawn_event_listener(&self) {
-        let Ok(filter) = Filter::parse("topic==/tasks/exit") else {
-            tracing::error!("exit event filter does not parse");
-            return;
-        };
-        let stream = self.inner.events.subscribe(filter);
+    /// Record each init's exit from the `/tasks/exit` events (the shims' and the
+    /// dead-shim path's) on its task, as the event is published: before any client
+    /// can see the event, Tasks.List shows the task STOPPED. Call once.
+    pub fn watch_exit_events(&self) {
         let weak = self.weak();
-        tokio::spawn(async move {
-            tokio::pin!(stream);
-            while let Some(env) = stream.next().await {
-                let Some(inner) = weak.upgrade() else { return };
-                let Ok(exit) = berth_api::any::unpack::<TaskExit>(&env.event) else {
-                    continue;
-                };
-                if exit.id != exit.container_id && !exit.id.is_empty() {
-                    continue; // an exec's exit
-                }
-                if let Ok(task) = inner.task(&env.namespace, &exit.container_id) {
-                    task.set_last_exit(Exit {
-                        status: exit.exit_status,
-                        at: exit.exited_at,
-                    });
-                }
+        self.inner.events.tap("/tasks/exit", move |env| {
+            let Some(inner) = weak.upgrade() else {
+                return false; // this manager is gone
+            };
+            let Ok(exit) = berth_api::any::unpack::<TaskExit>(&env.event) else {
+                return true;
+            };
+            if exit.id != exit.container_id && !exit.id.is_empty() {
+                return true; // an exec's exit
             }
+            if let Ok(task) = inner.task(&env.namespace, &exit.container_id) {
+                task.set_last_exit(Exit {
+                    status: exit.exit_status,
+                    at: exit.exited_at,
+                });
+            }
+            true
         });
     }
 
