@@ -370,6 +370,22 @@ async fn run_reports_output_and_exit_status() {
     let pid = c.create(req).await.expect("create").into_inner().pid;
     assert!(pid > 0);
     assert!(w.rootfs_mounted());
+    // Created in the shim's own process: the waiting init holds none of the shim's
+    // sockets (its listener, its connections), only its own.
+    let sockets = |pid: i32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .expect("fd dir")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .map(|l| l.display().to_string())
+            .filter(|l| l.starts_with("socket:"))
+            .collect()
+    };
+    let (init, shim) = (sockets(pid as i32), sockets(w.shim_pid()));
+    assert!(!shim.is_empty(), "the shim serves on a socket");
+    assert!(
+        init.iter().all(|s| !shim.contains(s)),
+        "init {init:?} shares a socket of the shim {shim:?}"
+    );
     let (out, err) = (read_fifo(&out).await, read_fifo(&err).await);
     let mut waiter = c.clone();
     let id = w.id.clone();

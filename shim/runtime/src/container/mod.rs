@@ -32,8 +32,9 @@ pub struct CreateOptions {
     /// Use MS_MOVE + chroot instead of pivot_root (ramfs roots).
     pub no_pivot: bool,
     /// The init's stdin, stdout and stderr; `None`: the caller's fds 0, 1, 2 (the
-    /// CLI). A caller that serves other clients on its own stdio (the shim) passes
-    /// the container's here. Ignored for a terminal.
+    /// CLI). A caller that keeps serving from its own process (the shim) passes the
+    /// container's here; its other descriptors are then closed in the forked
+    /// processes (only the preserved ones stay). Ignored for a terminal.
     pub stdio: Option<[RawFd; 3]>,
 }
 

@@ -113,7 +113,17 @@ pub fn intermediate(ctx: &InitCtx, chan: &Chan) -> ! {
     let r = (|| -> R {
         chan.expect(tag::GO)?;
         if let Some(fds) = ctx.stdio {
+            // An embedding caller (the shim) passes the container's stdio and keeps
+            // serving from the process this one was forked from: none of its other
+            // descriptors (sockets, its log) may live on in init until it execs.
             process::install_stdio(fds)?;
+            let mut keep: Vec<RawFd> = [chan.fd(), ctx.start_listener]
+                .into_iter()
+                .chain(ctx.console)
+                .chain(ctx.ns_fds.iter().map(|(_, fd)| *fd))
+                .chain(3..3 + ctx.preserve_fds)
+                .collect();
+            process::close_fds_except(&mut keep)?;
         }
         // Before any namespace exists, so everything below is charged to the
         // container's cgroup and init (forked below) starts in it.

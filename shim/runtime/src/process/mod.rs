@@ -309,6 +309,35 @@ pub fn install_stdio(fds: [RawFd; 3]) -> R {
     Ok(())
 }
 
+/// Closes every fd of this process from 3 up except those in `keep` (sorted here, in
+/// place): close_range over the gaps, no allocation, so safe between fork and exec.
+pub fn close_fds_except(keep: &mut [RawFd]) -> R {
+    keep.sort_unstable();
+    let close = |from: libc::c_uint, to: libc::c_uint| {
+        // SAFETY: close_range closes descriptors this process owns; none is in use
+        // by the caller (the caller listed every fd it still needs in `keep`).
+        let r = unsafe { libc::syscall(libc::SYS_close_range, from, to, 0 as libc::c_uint) };
+        if r != 0 {
+            return Err(format!("close_range: {}", nix::Error::last()));
+        }
+        Ok(())
+    };
+    let mut from: libc::c_uint = 3;
+    for &k in keep.iter() {
+        let Ok(k) = libc::c_uint::try_from(k) else {
+            continue;
+        };
+        if k < from {
+            continue; // below 3, or a duplicate
+        }
+        if k > from {
+            close(from, k - 1)?;
+        }
+        from = k + 1;
+    }
+    close(from, libc::c_uint::MAX)
+}
+
 /// Marks every fd from `3 + preserve` up close-on-exec and clears it on the preserved.
 pub fn seal_fds(preserve: i32) -> R {
     for fd in 3..3 + preserve {
@@ -385,6 +414,36 @@ mod tests {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    #[test]
+    fn only_the_kept_fds_survive() {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        use std::os::unix::process::CommandExt;
+        // Inheritable copies (dup clears close-on-exec), as a forked caller has them.
+        let dup = || {
+            // SAFETY: dup of our own stdin; the new fd is owned by the OwnedFd.
+            let fd = unsafe { libc::dup(0) };
+            assert!(fd >= 3, "dup");
+            // SAFETY: fd was just returned by dup and is owned by nothing else.
+            unsafe { OwnedFd::from_raw_fd(fd) }
+        };
+        let (a, b, c) = (dup(), dup(), dup());
+        let (a, b, c) = (a.as_raw_fd(), b.as_raw_fd(), c.as_raw_fd());
+        let script = format!(
+            "[ -e /proc/self/fd/{a} ] && [ ! -e /proc/self/fd/{b} ] && [ -e /proc/self/fd/{c} ]"
+        );
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.args(["-c", &script]);
+        // SAFETY: close_fds_except sorts a stack array and calls close_range only.
+        unsafe {
+            cmd.pre_exec(move || close_fds_except(&mut [c, a, a]).map_err(std::io::Error::other));
+        }
+        let out = cmd.output().expect("run sh");
+        assert!(
+            out.status.success(),
+            "{b} closed, {a} and {c} kept: {out:?}"
+        );
     }
 
     #[test]
