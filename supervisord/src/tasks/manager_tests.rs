@@ -107,6 +107,17 @@ impl Env {
     fn bundle(&self, id: &str) -> Bundle {
         Bundle::at(&self.state, NS, id)
     }
+
+    /// How many State calls the shim of `id` has had.
+    fn state_calls(&self, id: &str) -> usize {
+        self.launcher
+            .shim(NS, id)
+            .st()
+            .calls
+            .iter()
+            .filter(|c| *c == "state")
+            .count()
+    }
 }
 
 async fn next_topics(
@@ -582,17 +593,8 @@ async fn client_state_confirms_recovered_shims_before_the_background_check() {
         e.create(id).await.expect("create");
         e.mgr.start(NS, id, "").await.expect("start");
     }
-    let launcher = e.launcher.clone();
     let mgr2 = e.restart();
-    let states = |id: &str| {
-        launcher
-            .shim(NS, id)
-            .st()
-            .calls
-            .iter()
-            .filter(|c| *c == "state")
-            .count()
-    };
+    let states = |id: &str| e.state_calls(id);
     let (listed0, idle0) = (states("listed"), states("idle"));
     assert_eq!(mgr2.recover().await.live, 2);
     let got = mgr2.get(NS, "listed", "").await.expect("get");
@@ -612,19 +614,6 @@ async fn client_state_confirms_recovered_shims_before_the_background_check() {
         listed0 + 1,
         "confirmed by the client's call only"
     );
-}
-
-impl Env {
-    /// How many State calls the shim of `id` has had.
-    fn state_calls(&self, id: &str) -> usize {
-        self.launcher
-            .shim(NS, id)
-            .st()
-            .calls
-            .iter()
-            .filter(|c| *c == "state")
-            .count()
-    }
 }
 
 /// Tasks.List as (id, status, exit status).
