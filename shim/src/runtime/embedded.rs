@@ -12,7 +12,8 @@
 //! - Only `create` forks, and only while the shim is single-threaded (checked in
 //!   `/proc/self/status` each time: a terminal's console thread, say, sends it to
 //!   the helper). The intermediate it forks gets the container's stdio as fds 0–2
-//!   first thing (`CreateOptions::stdio`); the shim's own stay as they are.
+//!   first thing (`CreateOptions::stdio`) and closes every other descriptor it
+//!   inherited from the shim (its sockets, its log).
 //! - Nothing here waits for a child the [`crate::reaper::Reaper`] could want: the
 //!   library's `create` waits only for its own intermediate, synchronously, before
 //!   the reaper (same thread) runs again, and the init cannot exit before `start`.
