@@ -39,6 +39,11 @@
 # controller, so the crun daemon runs under `unshare -m` with that mount lazily removed
 # (no per-call cost); berthd and the runc daemon see the host as it is.
 #
+# noise.txt (printed above the table) holds the load average and how long creating a
+# file takes on this disk, at start and end: this disk is slow to create files for
+# minutes after a mass delete (such as the clean-up of a run just before), which
+# slows berthd's starts more in proportion (its own part of a start is smaller).
+#
 # The daemons' logs are copied to $RESULTS/logs at exit (BERTHD_SPAN_TIMES=1 in the
 # environment makes berthd log every RPC's duration there).
 #
@@ -366,10 +371,33 @@ running_count() { # CTRFUNC...: number of RUNNING tasks, or fails when ctr fails
   awk 'NR > 1 && $3 == "RUNNING"' <<< "$out" | wc -l
 }
 
+# How slow creating a file is right now on the bench dir's disk: median µs of 100
+# create+write+rename of a small file (every start creates a dozen: bundle, state and
+# snapshot files, for either daemon). This disk is slow to create files for minutes
+# after a mass delete (another run's clean-up, say); the figure tells such runs apart.
+disk_probe() {
+  python3 - "$W" <<'PY'
+import os, statistics, sys, tempfile, time
+d = tempfile.mkdtemp(dir=sys.argv[1], prefix="disk-probe.")
+v = []
+for i in range(100):
+    t = time.perf_counter()
+    with open(f"{d}/{i}.tmp", "w") as f:
+        f.write("x" * 64)
+    os.rename(f"{d}/{i}.tmp", f"{d}/{i}")
+    v.append((time.perf_counter() - t) * 1e6)
+for i in range(100):
+    os.unlink(f"{d}/{i}")
+os.rmdir(d)
+print(round(statistics.median(v)))
+PY
+}
+
 # ================================================================== main ====
 log "bench dir $W, namespace $NS, results $RESULTS"
 log "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)" > "$RESULTS/noise.txt"
+echo "file create+rename at start: $(disk_probe) us (median of 100)" >> "$RESULTS/noise.txt"
 
 build_image
 start_registry
@@ -656,6 +684,7 @@ fi
 fi  # client
 
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >> "$RESULTS/noise.txt"
+echo "file create+rename at end: $(disk_probe) us (median of 100)" >> "$RESULTS/noise.txt"
 log "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # --------------------------------------------------------------- table ----
