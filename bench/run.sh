@@ -41,8 +41,9 @@
 #
 # noise.txt (printed above the table) holds the load average and how long creating a
 # file takes on this disk, at start and end: this disk is slow to create files for
-# minutes after a mass delete (such as the clean-up of a run just before), which
-# slows berthd's starts more in proportion (its own part of a start is smaller).
+# minutes after a mass delete (such as the clean-up of a run just before). That adds
+# about the same time to each start of either daemon, so it lowers berthd's ratios:
+# leave a few minutes between runs.
 #
 # The daemons' logs are copied to $RESULTS/logs at exit (BERTHD_SPAN_TIMES=1 in the
 # environment makes berthd log every RPC's duration there).
