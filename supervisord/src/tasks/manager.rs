@@ -54,6 +54,17 @@ pub struct Stdio {
     pub terminal: bool,
 }
 
+impl From<&spb::StateResponse> for Stdio {
+    fn from(s: &spb::StateResponse) -> Self {
+        Self {
+            stdin: s.stdin.clone(),
+            stdout: s.stdout.clone(),
+            stderr: s.stderr.clone(),
+            terminal: s.terminal,
+        }
+    }
+}
+
 /// What Tasks.Get reports for one process.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessState {
@@ -189,8 +200,10 @@ impl Task {
         }
     }
 
-    /// Learn the init's status from a State answer (or the shim's file of it).
+    /// Learn the init's status and stdio from a State answer (or the shim's file of
+    /// it).
     pub(super) fn learn_state(&self, s: &spb::StateResponse) {
+        self.set_stdio(Stdio::from(s));
         let status = Status::try_from(s.status).unwrap_or(Status::Unknown);
         if status == Status::Stopped {
             self.set_last_exit(Exit {
@@ -976,15 +989,8 @@ async fn process_state(task: &Task, exec_id: &str) -> Result<ProcessState, TaskE
         .map_err(TaskError::shim(&task.id, "state"))?;
     if exec_id.is_empty() {
         task.learn_state(&st);
-    }
-    if exec_id.is_empty() && !task.confirmed.swap(true, Ordering::SeqCst) {
-        // The first answer since a restart: it confirms the shim (recovery.rs).
-        task.set_stdio(Stdio {
-            stdin: st.stdin.clone(),
-            stdout: st.stdout.clone(),
-            stderr: st.stderr.clone(),
-            terminal: st.terminal,
-        });
+        // An answer since a restart confirms the shim (recovery.rs).
+        task.confirmed.store(true, Ordering::SeqCst);
     }
     Ok(ProcessState {
         container_id: task.id.clone(),
@@ -995,12 +1001,7 @@ async fn process_state(task: &Task, exec_id: &str) -> Result<ProcessState, TaskE
         },
         pid: st.pid,
         status: Status::try_from(st.status).unwrap_or(Status::Unknown),
-        stdio: Stdio {
-            stdin: st.stdin,
-            stdout: st.stdout,
-            stderr: st.stderr,
-            terminal: st.terminal,
-        },
+        stdio: Stdio::from(&st),
         exit_status: st.exit_status,
         exited_at: st.exited_at,
     })

@@ -172,12 +172,6 @@ impl TaskManager {
         ));
         if let Some(s) = &saved {
             task.learn_state(s);
-            task.set_stdio(Stdio {
-                stdin: s.stdin.clone(),
-                stdout: s.stdout.clone(),
-                stderr: s.stderr.clone(),
-                terminal: s.terminal,
-            });
         }
         self.inner.table().insert(key, Slot::Ready(task.clone()));
         tracing::debug!(namespace = %task.namespace, id = %task.id, pid = task.pid, "task reconnected");
@@ -236,12 +230,6 @@ impl TaskManager {
         match result {
             Ok(s) => {
                 task.learn_state(&s);
-                task.set_stdio(Stdio {
-                    stdin: s.stdin,
-                    stdout: s.stdout,
-                    stderr: s.stderr,
-                    terminal: s.terminal,
-                });
                 Ok(())
             }
             Err(status) if status.code() == tonic::Code::NotFound => {
