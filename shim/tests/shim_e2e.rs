@@ -380,6 +380,10 @@ async fn run_reports_output_and_exit_status() {
             .filter(|l| l.starts_with("socket:"))
             .collect()
     };
+    assert!(
+        !w.bundle.join(berth_shim::paths::RUNTIME_LOG).exists(),
+        "no runtime helper ran (it would have opened its --log)"
+    );
     let (init, shim) = (sockets(pid as i32), sockets(w.shim_pid()));
     assert!(!shim.is_empty(), "the shim serves on a socket");
     assert!(
